@@ -1,0 +1,1 @@
+//! The `DISTCC_HOSTS` grammar (being written: see issue 2).

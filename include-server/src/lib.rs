@@ -1,0 +1,1 @@
+//! The include server engine (being written: issue 3).
