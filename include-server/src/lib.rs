@@ -1,1 +1,4 @@
-//! The include server engine (being written: issue 3).
+//! The pump-mode include server engine.
+//!
+//! - [`analysis`]: from a compile command to its include closure.
+pub mod analysis;
