@@ -1,1 +1,573 @@
-//! Support for the end-to-end tests.
+//! Support for the end-to-end tests: built binaries, isolated environments, and a real
+//! distro `distccd` on loopback.
+//!
+//! - [`bin`] finds a binary of this workspace in cargo's target directory (the test
+//!   command builds them first with `cargo build --workspace`).
+//! - [`TestEnv`] is a temp directory plus a [`Command`] builder with a cleared
+//!   environment: only `PATH`, `HOME`, `TMPDIR` and `DISTCC_DIR` are set, all pointing into
+//!   the temp directory (except `PATH`). [`Run`] captures a finished command and prints
+//!   everything needed to diagnose a failure.
+//! - [`Distccd`] starts `/usr/bin/distccd` on 127.0.0.1 and a free port, in the foreground
+//!   (`--no-detach --log-stderr`), waits until its log says it listens (a pipe, with a
+//!   deadline), and stops its whole process group on drop.
+//! - [`wait_until`] waits for a condition signalled by a pipe or socket, with a deadline
+//!   that reports the last error.
+//!
+//! Nothing here sleeps: readiness comes from the daemon's own log pipe, and process exit
+//! from `wait()`.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The distro's distcc client.
+pub const DISTCC: &str = "/usr/bin/distcc";
+/// The distro's distcc daemon.
+pub const DISTCCD: &str = "/usr/bin/distccd";
+/// The distro's lsdistcc, for side-by-side comparisons.
+pub const DISTRO_LSDISTCC: &str = "/usr/bin/lsdistcc";
+
+/// cargo's directory of built binaries (`target/<profile>`), found from this test
+/// executable's own path (`target/<profile>/deps/<test>`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test binary has a parent");
+    let dir = if deps.file_name() == Some(OsStr::new("deps")) {
+        deps.parent().expect("deps has a parent")
+    } else {
+        deps
+    };
+    dir.to_path_buf()
+}
+
+/// A binary of this workspace, e.g. `bin("lsdistcc")`. Panics with a hint if it has not
+/// been built.
+pub fn bin(name: &str) -> PathBuf {
+    let p = target_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is not built: run `cargo build --workspace` before the end-to-end tests",
+        p.display()
+    );
+    p
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// True when running as root (distccd then needs `--user`).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Waits until `f` returns `Ok`, calling it again each time `wake` (a condition the
+/// caller's pipe reader or socket notifies) fires or `step` passes, until `deadline`.
+/// Panics naming `what` and the last error.
+pub fn wait_until<T>(
+    deadline: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Result<T, String>,
+) -> T {
+    let start = Instant::now();
+    let pair = (Mutex::new(()), Condvar::new());
+    loop {
+        let last = match f() {
+            Ok(v) => return v,
+            Err(e) => e,
+        };
+        let elapsed = start.elapsed();
+        if elapsed >= deadline {
+            panic!("timed out after {deadline:?} waiting for {what}: last error: {last}");
+        }
+        // A bounded wait on a condition nobody signals: a poll interval, not a sleep that
+        // stands in for readiness. Callers with a real readiness signal use Log::wait_for.
+        let guard = pair.0.lock().unwrap();
+        let step = Duration::from_millis(5).min(deadline - elapsed);
+        let _unused = pair.1.wait_timeout(guard, step).unwrap();
+    }
+}
+
+/// A growing log fed by a reader thread, with a condition variable for waiters.
+#[derive(Clone, Default)]
+pub struct Log {
+    inner: Arc<(Mutex<LogState>, Condvar)>,
+}
+
+#[derive(Default)]
+struct LogState {
+    text: String,
+    closed: bool,
+}
+
+impl Log {
+    /// Starts a thread copying `r` into a new log, line by line.
+    pub fn capture<R: Read + Send + 'static>(r: R) -> Log {
+        let log = Log::default();
+        let feed = log.clone();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(r);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match lines.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let (m, c) = &*feed.inner;
+                        m.lock()
+                            .unwrap()
+                            .text
+                            .push_str(&String::from_utf8_lossy(&buf));
+                        c.notify_all();
+                    }
+                }
+            }
+            let (m, c) = &*feed.inner;
+            m.lock().unwrap().closed = true;
+            c.notify_all();
+        });
+        log
+    }
+
+    /// Everything captured so far.
+    pub fn text(&self) -> String {
+        self.inner.0.lock().unwrap().text.clone()
+    }
+
+    /// Waits until the log contains `needle`. Panics with the log if the writer closes
+    /// the pipe first or the deadline passes.
+    pub fn wait_for(&self, needle: &str, deadline: Duration) {
+        let start = Instant::now();
+        let (m, c) = &*self.inner;
+        let mut st = m.lock().unwrap();
+        loop {
+            if st.text.contains(needle) {
+                return;
+            }
+            if st.closed {
+                panic!("log closed before {needle:?} appeared:\n{}", st.text);
+            }
+            let left = deadline.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                panic!(
+                    "timed out after {deadline:?} waiting for {needle:?} in log:\n{}",
+                    st.text
+                );
+            }
+            st = c.wait_timeout(st, left).unwrap().0;
+        }
+    }
+
+    /// Waits until the writer closes the pipe (the process exited), up to `deadline`.
+    pub fn wait_closed(&self, deadline: Duration) -> bool {
+        let (m, c) = &*self.inner;
+        let st = m.lock().unwrap();
+        let (st, _) = c.wait_timeout_while(st, deadline, |s| !s.closed).unwrap();
+        st.closed
+    }
+}
+
+/// A temp directory and an isolated environment for commands run by a test.
+pub struct TestEnv {
+    dir: tempfile::TempDir,
+    path: OsString,
+    vars: Vec<(OsString, OsString)>,
+}
+
+impl TestEnv {
+    /// A fresh temp directory with `home/`, `tmp/` and `home/.distcc/`; `PATH` is the
+    /// workspace's build directory, then `/usr/local/bin:/usr/bin:/bin`.
+    pub fn new() -> TestEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("pump-e2e.")
+            .tempdir()
+            .expect("temp dir");
+        for sub in ["home/.distcc", "tmp"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
+        }
+        let path = std::env::join_paths([
+            target_dir(),
+            PathBuf::from("/usr/local/bin"),
+            PathBuf::from("/usr/bin"),
+            PathBuf::from("/bin"),
+        ])
+        .expect("PATH");
+        TestEnv {
+            dir,
+            path,
+            vars: Vec::new(),
+        }
+    }
+
+    /// The temp directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The `TMPDIR` given to commands.
+    pub fn tmp(&self) -> PathBuf {
+        self.dir.path().join("tmp")
+    }
+
+    /// The `HOME` given to commands.
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// Replaces `PATH` for commands.
+    pub fn set_path(&mut self, path: impl Into<OsString>) -> &mut Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Sets an extra variable for every command built afterwards.
+    pub fn set(&mut self, k: impl Into<OsString>, v: impl Into<OsString>) -> &mut Self {
+        let k = k.into();
+        self.vars.retain(|(n, _)| *n != k);
+        self.vars.push((k, v.into()));
+        self
+    }
+
+    /// Writes a file under the temp directory (parents created); returns its path.
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).expect("mkdir");
+        std::fs::write(&p, contents).expect("write");
+        p
+    }
+
+    /// A command with a cleared environment: `PATH`, `HOME`, `TMPDIR`, `DISTCC_DIR`, plus
+    /// what [`TestEnv::set`] added; the working directory is the temp directory.
+    pub fn cmd(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", &self.path)
+            .env("HOME", self.home())
+            .env("TMPDIR", self.tmp())
+            .env("DISTCC_DIR", self.home().join(".distcc"))
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        for (k, v) in &self.vars {
+            c.env(k, v);
+        }
+        c
+    }
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A finished command: what ran and what it printed.
+pub struct Run {
+    /// The command line, for messages.
+    pub command: String,
+    /// Exit status.
+    pub status: ExitStatus,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// Runs `cmd` to completion, capturing stdout and stderr.
+    pub fn of(cmd: &mut Command) -> Run {
+        let command = format!("{cmd:?}");
+        let start = Instant::now();
+        let out = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
+        Run {
+            command,
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: start.elapsed(),
+        }
+    }
+
+    /// The exit code, or 128+signal.
+    pub fn code(&self) -> i32 {
+        self.status
+            .code()
+            .unwrap_or_else(|| 128 + self.status.signal().unwrap_or(0))
+    }
+
+    /// Panics with the whole record unless the exit code is `want`.
+    #[track_caller]
+    pub fn expect_code(&self, want: i32) -> &Run {
+        assert_eq!(self.code(), want, "unexpected exit code\n{self}");
+        self
+    }
+
+    /// Panics with the whole record unless the command succeeded.
+    #[track_caller]
+    pub fn expect_success(&self) -> &Run {
+        self.expect_code(0)
+    }
+
+    /// stdout lines.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+
+    /// stdout lines, sorted (for tools whose output order is not defined).
+    pub fn sorted_lines(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.stdout.lines().map(str::to_owned).collect();
+        v.sort();
+        v
+    }
+}
+
+impl fmt::Display for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "command: {}", self.command)?;
+        writeln!(f, "status:  {} ({:?})", self.code(), self.elapsed)?;
+        writeln!(f, "--- stdout ---\n{}", self.stdout)?;
+        write!(f, "--- stderr ---\n{}", self.stderr)
+    }
+}
+
+/// Options for [`Distccd::start_with`].
+#[derive(Clone, Debug)]
+pub struct DistccdOptions {
+    /// Address to listen on (a loopback address).
+    pub listen: String,
+    /// Port; `None` picks a free one.
+    pub port: Option<u16>,
+    /// `--jobs`.
+    pub jobs: u32,
+    /// `--log-level`.
+    pub log_level: &'static str,
+}
+
+impl Default for DistccdOptions {
+    fn default() -> Self {
+        DistccdOptions {
+            listen: "127.0.0.1".into(),
+            port: None,
+            jobs: 4,
+            log_level: "info",
+        }
+    }
+}
+
+/// A real distro `distccd`, on loopback, stopped on drop.
+pub struct Distccd {
+    child: Child,
+    port: u16,
+    listen: String,
+    log: Log,
+    _tmp: tempfile::TempDir,
+}
+
+impl Distccd {
+    /// Starts distccd on 127.0.0.1 and a free port with `--log-level info`.
+    pub fn start() -> Distccd {
+        Self::start_with(DistccdOptions::default())
+    }
+
+    /// Starts distccd with `opts`; waits until it listens (its log pipe says so).
+    pub fn start_with(opts: DistccdOptions) -> Distccd {
+        assert!(
+            Path::new(DISTCCD).is_file(),
+            "{DISTCCD} is missing: install the distro's distcc package (apt-get install distcc)"
+        );
+        // A port picked free can be taken before distccd binds it; distccd then exits
+        // with 102 (EXIT_BIND_FAILED) and we pick another one.
+        for _ in 0..5 {
+            match Self::try_start(&opts) {
+                Ok(d) => return d,
+                Err(log) if opts.port.is_none() && log.contains("bind") => continue,
+                Err(log) => panic!("distccd did not start:\n{log}"),
+            }
+        }
+        panic!("distccd could not bind a free port five times in a row");
+    }
+
+    fn try_start(opts: &DistccdOptions) -> Result<Distccd, String> {
+        let tmp = tempfile::Builder::new()
+            .prefix("distccd.")
+            .tempdir()
+            .expect("temp dir");
+        // As root, distccd drops to `nobody`, which must be able to write its temp dir.
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o1777))
+            .expect("chmod");
+        let port = opts.port.unwrap_or_else(free_port);
+        let mut cmd = Command::new(DISTCCD);
+        cmd.args(["--no-detach", "--daemon", "--log-stderr"])
+            .args(["--allow", "127.0.0.0/8", "--listen", &opts.listen])
+            .arg(format!("--port={port}"))
+            .arg(format!("--jobs={}", opts.jobs))
+            .arg(format!("--log-level={}", opts.log_level))
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("TMPDIR", tmp.path())
+            .current_dir(tmp.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            // Its own process group, so drop can stop the preforked children too.
+            .process_group(0);
+        if is_root() {
+            cmd.args(["--user", "nobody"]);
+        }
+        let mut child = cmd.spawn().map_err(|e| format!("spawn {DISTCCD}: {e}"))?;
+        let log = Log::capture(child.stderr.take().expect("piped stderr"));
+        let (m, c) = &*log.inner;
+        let mut st = m.lock().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if st.text.contains("listening on") {
+                break;
+            }
+            if st.closed {
+                let text = st.text.clone();
+                drop(st);
+                let _ = child.wait();
+                return Err(text);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let text = st.text.clone();
+                drop(st);
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no 'listening on' line within 20 s:\n{text}"));
+            }
+            st = c.wait_timeout(st, left).unwrap().0;
+        }
+        drop(st);
+        Ok(Distccd {
+            child,
+            port,
+            listen: opts.listen.clone(),
+            log,
+            _tmp: tmp,
+        })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `address:port`, as a `DISTCC_HOSTS` host (without options).
+    pub fn host(&self) -> String {
+        format!("{}:{}", self.listen, self.port)
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        self.log.text()
+    }
+
+    /// Waits until its log contains `needle` (jobs are logged when they finish).
+    pub fn wait_for_log(&self, needle: &str) {
+        self.log.wait_for(needle, Duration::from_secs(30));
+    }
+
+    /// The pid of the listening process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Distccd {
+    fn drop(&mut self) {
+        let pgid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) with a negative pid signals the process group we created.
+        unsafe {
+            libc::kill(-pgid, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+        // Wait for the preforked children to close the log pipe too.
+        if !self.log.wait_closed(Duration::from_secs(10)) {
+            // SAFETY: as above.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Writes `text` to a file and makes it executable (a test script).
+pub fn write_script(path: &Path, text: &str) {
+    let mut f = std::fs::File::create(path).expect("create script");
+    f.write_all(text.as_bytes()).expect("write script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distccd_starts_compiles_and_stops() {
+        let d = Distccd::start();
+        let env = TestEnv::new();
+        env.write("hello.c", "int main(void) { return 0; }\n");
+        let run = Run::of(
+            env.cmd(DISTCC)
+                .env("DISTCC_HOSTS", d.host())
+                .env("DISTCC_FALLBACK", "0")
+                .args(["gcc", "-c", "hello.c", "-o", "hello.o"]),
+        );
+        run.expect_success();
+        assert!(env.path().join("hello.o").is_file(), "{run}");
+        d.wait_for_log("COMPILE_OK");
+        let pid = d.pid();
+        drop(d);
+        assert!(
+            wait_pid_gone(pid, Duration::from_secs(5)),
+            "distccd {pid} still running after drop"
+        );
+    }
+
+    #[test]
+    fn run_reports_exit_codes() {
+        let env = TestEnv::new();
+        Run::of(env.cmd("sh").args(["-c", "exit 7"])).expect_code(7);
+    }
+}
+
+/// Waits until process `pid` (not necessarily our child) has exited, using a pidfd
+/// (readiness from the kernel, no polling). True if it is gone within `deadline`.
+pub fn wait_pid_gone(pid: u32, deadline: Duration) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as i32;
+    if fd < 0 {
+        // ESRCH: no such process.
+        return std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    }
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = deadline.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: pfd is a valid pollfd for the duration of the call; fd is ours to close.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    // SAFETY: fd came from pidfd_open above and is closed once.
+    unsafe { libc::close(fd) };
+    n > 0
+}
