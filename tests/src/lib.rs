@@ -517,6 +517,28 @@ pub fn write_script(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
+/// Waits until process `pid` (not necessarily our child) has exited, using a pidfd
+/// (readiness from the kernel, no polling). True if it is gone within `deadline`.
+pub fn wait_pid_gone(pid: u32, deadline: Duration) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as i32;
+    if fd < 0 {
+        // ESRCH: no such process.
+        return std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    }
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = deadline.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: pfd is a valid pollfd for the duration of the call; fd is ours to close.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    // SAFETY: fd came from pidfd_open above and is closed once.
+    unsafe { libc::close(fd) };
+    n > 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,26 +570,4 @@ mod tests {
         let env = TestEnv::new();
         Run::of(env.cmd("sh").args(["-c", "exit 7"])).expect_code(7);
     }
-}
-
-/// Waits until process `pid` (not necessarily our child) has exited, using a pidfd
-/// (readiness from the kernel, no polling). True if it is gone within `deadline`.
-pub fn wait_pid_gone(pid: u32, deadline: Duration) -> bool {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as i32;
-    if fd < 0 {
-        // ESRCH: no such process.
-        return std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-    }
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = deadline.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: pfd is a valid pollfd for the duration of the call; fd is ours to close.
-    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-    // SAFETY: fd came from pidfd_open above and is closed once.
-    unsafe { libc::close(fd) };
-    n > 0
 }
