@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the tests need from the distro, builds every
+# binary of the workspace, and runs every test (unit, integration and end to end against
+# the distro's real distcc client and distccd on 127.0.0.1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Distro packages the tests use: the real distcc client and distccd, the compilers whose
+# output the include server must cover, binutils for objcopy, Boost's headers for the
+# macro-heavy cases, and ping/setpriv for distcc's own lsdistcc test case.
+packages=(distcc gcc g++ make binutils libboost-dev iputils-ping util-linux python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "tests/run.sh: installing ${missing[*]}" >&2
+  sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cargo build --workspace --bins
+cargo test --workspace "$@"
