@@ -52,6 +52,9 @@ pub const TMPDIR: &str = "TMPDIR";
 pub const HOME: &str = "HOME";
 /// Executable search path.
 pub const PATH: &str = "PATH";
+/// pump's system configuration directory (holding `distcc/hosts`), overriding the
+/// compiled-in default so packagers need not patch the binary.
+pub const PUMP_SYSCONFDIR: &str = "PUMP_SYSCONFDIR";
 /// Host name candidates for `lsdistcc -d` (the longer one containing a dot wins).
 pub const HOST: &str = "HOST";
 /// See [`HOST`].
@@ -80,6 +83,7 @@ pub const ALL: &[&str] = &[
     TMPDIR,
     HOME,
     PATH,
+    PUMP_SYSCONFDIR,
     HOST,
     HOSTNAME,
 ];

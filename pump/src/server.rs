@@ -1,0 +1,313 @@
+//! Starting and stopping the include server.
+//!
+//! Start: make the socket directory `${TMPDIR-/tmp}/distcc-pump.XXXXXX` (mode 0700) and
+//! the pid file `distcc-pump-pid.XXXXXX`, run the launcher as
+//! `include_server --port <dir>/socket --pid_file <pidfile> -d1 <args>` and wait for it to
+//! return (it returns once the socket accepts). Then the socket must exist and the pid
+//! file must hold a decimal pid; the pid file is removed. Any failure removes everything
+//! this start made.
+//!
+//! Stop: SIGTERM, then wait (through a pidfd, no polling) up to [`STOP_GRACE`]; a server
+//! still alive then gets SIGKILL. `--shutdown` first checks that the pid is alive and its
+//! socket still exists, so a recycled pid is not signalled.
+
+use std::ffi::OsString;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Socket file name inside the socket directory (the client derives the discrepancy
+/// counter from it).
+pub const SOCKET: &str = "socket";
+/// The include server's saved stdout in `--startup` mode.
+pub const STDOUT: &str = "stdout";
+/// The include server's saved stderr in `--startup` mode.
+pub const STDERR: &str = "stderr";
+/// The counter the distcc client appends to.
+pub const DISCREPANCY_COUNTER: &str = "discrepancy_counter";
+/// The statistics the include server writes when it exits.
+pub const STATS: &str = "stats.json";
+/// The longest `INCLUDE_SERVER_PORT` the distcc client accepts.
+pub const MAX_SOCKET_PATH: usize = 106;
+/// How long a stopping include server may take before it is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the include server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A temp object could not be made.
+    #[error("Could not make temp \"{prefix}\": {error}")]
+    Temp {
+        /// `distcc-pump` or `distcc-pump-pid`.
+        prefix: &'static str,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The socket path is too long for the distcc client.
+    #[error("socket path {path:?} is {len} bytes, more than the {MAX_SOCKET_PATH} the distcc client accepts: set TMPDIR to a shorter directory")]
+    SocketPathTooLong {
+        /// The path.
+        path: PathBuf,
+        /// Its length.
+        len: usize,
+    },
+    /// The launcher could not be run.
+    #[error("cannot run the include server {launcher:?}: {error}")]
+    Spawn {
+        /// Its path.
+        launcher: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// It ran but no socket appeared, or no pid was written.
+    #[error("Expected a socket at '{}'", socket.display())]
+    NoSocket {
+        /// The expected socket.
+        socket: PathBuf,
+    },
+}
+
+/// Where the include server's files live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketDir {
+    dir: PathBuf,
+}
+
+impl SocketDir {
+    /// An existing socket directory (from `INCLUDE_SERVER_DIR`).
+    pub fn new(dir: PathBuf) -> SocketDir {
+        SocketDir { dir }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `<dir>/socket`, the value of `INCLUDE_SERVER_PORT`.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join(SOCKET)
+    }
+
+    /// `<dir>/<name>`.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Removes the directory and everything in it; a missing one is fine.
+    pub fn remove(&self) {
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A running include server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// Its pid (the serving process, from the pid file).
+    pub pid: i32,
+    /// Its files.
+    pub dir: SocketDir,
+}
+
+/// How the launcher's standard streams are connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdio3 {
+    /// Inherit pump's (COMMAND mode: warnings appear in the build output).
+    Inherit,
+    /// stdin from /dev/null, stdout and stderr to files in the socket directory
+    /// (`--startup`, so `eval "$(pump --startup)"` does not wait on an open pipe).
+    Files,
+}
+
+/// Starts the include server through `launcher` with `args` after pump's own options.
+pub fn start(
+    launcher: &Path,
+    tmpdir: &Path,
+    args: &[String],
+    env: &[(&str, OsString)],
+    stdio: Stdio3,
+) -> Result<Server, StartError> {
+    let dir = make_temp(tmpdir, "distcc-pump", true)?;
+    let dir = SocketDir::new(dir);
+    let result = start_in(&dir, launcher, tmpdir, args, env, stdio);
+    if result.is_err() {
+        dir.remove();
+    }
+    result
+}
+
+fn start_in(
+    dir: &SocketDir,
+    launcher: &Path,
+    tmpdir: &Path,
+    args: &[String],
+    env: &[(&str, OsString)],
+    stdio: Stdio3,
+) -> Result<Server, StartError> {
+    let socket = dir.socket();
+    let len = socket.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(StartError::SocketPathTooLong { path: socket, len });
+    }
+    let pid_file = make_temp(tmpdir, "distcc-pump-pid", false)?;
+    let mut cmd = Command::new(launcher);
+    cmd.arg("--port")
+        .arg(&socket)
+        .arg("--pid_file")
+        .arg(&pid_file)
+        .arg("-d1")
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if stdio == Stdio3::Files {
+        let out = std::fs::File::create(dir.file(STDOUT));
+        let err = std::fs::File::create(dir.file(STDERR));
+        if let (Ok(out), Ok(err)) = (out, err) {
+            cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        }
+    }
+    let status = cmd.status();
+    let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&pid_file);
+    if let Err(error) = status {
+        return Err(StartError::Spawn {
+            launcher: launcher.to_owned(),
+            error,
+        });
+    }
+    let is_socket = std::fs::symlink_metadata(&socket)
+        .map(|m| m.file_type().is_socket())
+        .unwrap_or(false);
+    let pid = pid.strip_suffix('\n').unwrap_or(&pid);
+    let pid = if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+        pid.parse::<i32>().ok()
+    } else {
+        None
+    };
+    match (is_socket, pid) {
+        (true, Some(pid)) => Ok(Server {
+            pid,
+            dir: dir.clone(),
+        }),
+        (_, Some(pid)) => {
+            // A server that wrote its pid but has no socket is of no use: stop it.
+            stop(pid);
+            Err(StartError::NoSocket { socket })
+        }
+        _ => Err(StartError::NoSocket { socket }),
+    }
+}
+
+/// `mktemp [-d] ${TMPDIR-/tmp}/PREFIX.XXXXXX`, kept on disk.
+fn make_temp(tmpdir: &Path, prefix: &'static str, dir: bool) -> Result<PathBuf, StartError> {
+    let base = if tmpdir.as_os_str().is_empty() {
+        Path::new("/")
+    } else {
+        tmpdir
+    };
+    let dotted = format!("{prefix}.");
+    let mut b = tempfile::Builder::new();
+    b.prefix(&dotted).rand_bytes(6);
+    let made = if dir {
+        b.permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(base)
+            .map(|d| d.keep())
+    } else {
+        b.tempfile_in(base)
+            .and_then(|f| f.keep().map_err(|e| e.error))
+            .map(|(_, p)| p)
+    };
+    made.map_err(|error| StartError::Temp { prefix, error })
+}
+
+/// True if process `pid` exists.
+pub fn alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+}
+
+/// Sends SIGTERM and waits for the process to go; SIGKILL after [`STOP_GRACE`].
+pub fn stop(pid: i32) {
+    if pid <= 0 {
+        return;
+    }
+    let fd = pidfd(pid);
+    // SAFETY: signalling a pid we started (or were told about and checked).
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    if let Some(fd) = fd {
+        if !wait_fd(fd, STOP_GRACE) {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            wait_fd(fd, Duration::from_secs(2));
+        }
+        // SAFETY: fd came from pidfd_open and is closed once.
+        unsafe { libc::close(fd) };
+    }
+}
+
+fn pidfd(pid: i32) -> Option<i32> {
+    // SAFETY: pidfd_open takes a pid and flags, returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    (fd >= 0).then_some(fd)
+}
+
+fn wait_fd(fd: i32, timeout: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    loop {
+        // SAFETY: p is a valid pollfd for the call.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return n > 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_follow_mktemp() {
+        let t = tempfile::tempdir().unwrap();
+        let d = make_temp(t.path(), "distcc-pump", true).unwrap();
+        let name = d.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("distcc-pump.") && name.len() == "distcc-pump.".len() + 6,
+            "{name}"
+        );
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let f = make_temp(t.path(), "distcc-pump-pid", false).unwrap();
+        assert!(f.is_file());
+    }
+
+    #[test]
+    fn long_socket_paths_are_refused_and_nothing_is_left() {
+        let t = tempfile::tempdir().unwrap();
+        let deep = t.path().join("d".repeat(100));
+        std::fs::create_dir(&deep).unwrap();
+        let err = start(Path::new("/bin/true"), &deep, &[], &[], Stdio3::Inherit).unwrap_err();
+        assert!(matches!(err, StartError::SocketPathTooLong { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(&deep).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_launcher_that_makes_no_socket_fails_cleanly() {
+        let t = tempfile::tempdir().unwrap();
+        let err = start(Path::new("/bin/true"), t.path(), &[], &[], Stdio3::Files).unwrap_err();
+        assert!(
+            err.to_string().starts_with("Expected a socket at '"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
+    }
+}
