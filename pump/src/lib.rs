@@ -86,8 +86,14 @@ pub fn run(argv0: &OsStr, args: &[OsString], env: Env) -> Result<Exit, Failure> 
         print!("{}", cli::HELP);
         return Ok(Exit::Code(0));
     }
+    let include_server_args = match env.get(env::INCLUDE_SERVER_ARGS) {
+        Some(v) => shell::split(env::INCLUDE_SERVER_ARGS, v)
+            .map_err(|e| Failure::new(format!("{name}: {e}")))?,
+        None => settings.include_server.args.clone(),
+    };
     let location = Location::resolve(&env, argv0);
     let pump = Pump {
+        include_server_args,
         name,
         sysconfdir: env
             .non_empty(env::PUMP_SYSCONFDIR)
@@ -132,6 +138,7 @@ fn max_discrepancy(name: &str, env: &Env, settings: &Settings) -> Result<i64, Fa
 
 struct Pump {
     name: String,
+    include_server_args: Vec<String>,
     env: Env,
     location: Location,
     settings: Settings,
@@ -154,14 +161,6 @@ impl Pump {
             .text(env::DISTCC_TESTING_INCLUDE_SERVER)
             .unwrap_or_default();
         !matches!(v.trim().parse::<i64>(), Ok(n) if n != 0)
-    }
-
-    fn include_server_args(&self) -> Result<Vec<String>, Failure> {
-        match self.env.get(env::INCLUDE_SERVER_ARGS) {
-            Some(v) => shell::split(env::INCLUDE_SERVER_ARGS, v)
-                .map_err(|e| Failure::new(format!("{}: {e}", self.name))),
-            None => Ok(self.settings.include_server.args.clone()),
-        }
     }
 
     fn potential_hosts(&self) -> Option<Vec<String>> {
@@ -285,8 +284,14 @@ impl Pump {
                 self.location.own_dir().display()
             )))
         })?;
-        let args = self.include_server_args()?;
-        server::start(&launcher, &self.env.tmpdir(), &args, &[], stdio).map_err(|e| {
+        server::start(
+            &launcher,
+            &self.env.tmpdir(),
+            &self.include_server_args,
+            &[],
+            stdio,
+        )
+        .map_err(|e| {
             let line = match e {
                 server::StartError::NoSocket { .. } => format!("__________{e}"),
                 _ => format!("{}: {e}", self.name),

@@ -1,0 +1,1 @@
+#define SAMPLE_PLATFORM_NAME "other"

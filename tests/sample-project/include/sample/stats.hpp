@@ -1,0 +1,3 @@
+#pragma once
+#include <vector>
+double mean(const std::vector<double> &v);
