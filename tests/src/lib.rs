@@ -486,6 +486,25 @@ impl Distccd {
         self.log.wait_for(needle, Duration::from_secs(30));
     }
 
+    /// Sources of the jobs that compiled in pump mode, sorted: a job that ended
+    /// `COMPILE_OK` after distccd ran its pump-mode debug-info fix-up
+    /// (`dcc_fix_debug_info`, which only pump-mode jobs run) in the same process.
+    pub fn pump_mode_jobs(&self) -> Vec<String> {
+        pump_mode_jobs(&self.log())
+    }
+
+    /// Sources of every job that ended `COMPILE_OK`, pump mode or not, sorted.
+    pub fn compiled_jobs(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .log()
+            .lines()
+            .filter(|l| l.contains(" COMPILE_OK "))
+            .filter_map(|l| l.split_whitespace().last().map(str::to_owned))
+            .collect();
+        v.sort();
+        v
+    }
+
     /// The pid of the listening process.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -508,6 +527,34 @@ impl Drop for Distccd {
             }
         }
     }
+}
+
+/// See [`Distccd::pump_mode_jobs`]; works on any distccd log text.
+pub fn pump_mode_jobs(log: &str) -> Vec<String> {
+    let mut fixed = std::collections::HashSet::new();
+    let mut jobs = Vec::new();
+    for line in log.lines() {
+        let Some(pid) = line
+            .strip_prefix("distccd[")
+            .and_then(|r| r.split_once(']'))
+            .map(|(p, _)| p.to_owned())
+        else {
+            continue;
+        };
+        if line.contains("(dcc_fix_debug_info)") {
+            fixed.insert(pid);
+        } else if line.contains(" COMPILE_OK ") {
+            if fixed.remove(&pid) {
+                if let Some(src) = line.split_whitespace().last() {
+                    jobs.push(src.to_owned());
+                }
+            }
+        } else if line.contains("(dcc_job_summary)") {
+            fixed.remove(&pid);
+        }
+    }
+    jobs.sort();
+    jobs
 }
 
 /// Writes `text` to a file and makes it executable (a test script).
@@ -557,12 +604,27 @@ mod tests {
         run.expect_success();
         assert!(env.path().join("hello.o").is_file(), "{run}");
         d.wait_for_log("COMPILE_OK");
+        assert_eq!(d.compiled_jobs(), ["hello.c"]);
+        // Plain distcc (no ,cpp): compiled remotely, not in pump mode.
+        assert!(d.pump_mode_jobs().is_empty(), "{}", d.log());
         let pid = d.pid();
         drop(d);
         assert!(
             wait_pid_gone(pid, Duration::from_secs(5)),
             "distccd {pid} still running after drop"
         );
+    }
+
+    #[test]
+    fn pump_mode_jobs_are_told_apart_by_the_debug_info_fix_up() {
+        let log = "\
+distccd[1] compile from a.c to a.o
+distccd[2] compile from b.c to b.o
+distccd[1] (dcc_fix_debug_info) client_path_plus_slashes = ///
+distccd[2] (dcc_job_summary) client: 127.0.0.1:5 COMPILE_OK exit:0 sig:0 core:0 ret:0 time:5ms gcc b.c
+distccd[1] (dcc_job_summary) client: 127.0.0.1:6 COMPILE_OK exit:0 sig:0 core:0 ret:0 time:5ms gcc src/a.c
+";
+        assert_eq!(pump_mode_jobs(log), ["src/a.c"]);
     }
 
     #[test]
