@@ -1,0 +1,443 @@
+//! `pump-bench`: measures include servers side by side over their Unix socket, with the
+//! requests the distcc client would send for a real code base's compile commands.
+//!
+//! For each server (ours: the `include_server` launcher; the reference: distcc 3.4's
+//! Python `include_server.py`, see `../shared/bench/reference-pump.sh`), in one run:
+//! - start-up: the launcher's wall time until it returns (socket accepting);
+//! - cold: the first request's latency on a fresh server (median over `--cold-runs`
+//!   fresh starts);
+//! - warm: the median and 90th percentile of a second sequential pass over every command;
+//! - throughput with 1, 4 and 16 concurrent clients (requests per second, wall time);
+//! - the server's CPU time and peak memory (`VmHWM`), files per reply, fall-backs.
+//!
+//! Compile commands come from a `compile_commands.json` (cmake) or from `make -n` output
+//! (`--make-dry-run`), whose compiler lines are split with shell quoting rules.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use common::wire::{self, tags, ArgvLimits};
+use serde::{Deserialize, Serialize};
+
+/// Command line.
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark include servers side by side on real compile commands")]
+struct Cli {
+    /// compile_commands.json of the code base.
+    #[arg(long, conflicts_with = "make_dry_run")]
+    compile_commands: Option<PathBuf>,
+    /// `make -n` output of the code base (compiler lines are used).
+    #[arg(long, requires = "directory")]
+    make_dry_run: Option<PathBuf>,
+    /// The directory the `make -n` commands run in.
+    #[arg(long)]
+    directory: Option<PathBuf>,
+    /// Our launcher (`target/release/include_server`).
+    #[arg(long)]
+    ours: Option<PathBuf>,
+    /// Directory made by reference-pump.sh (holding include_server/include_server.py).
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Fresh starts for the cold-request median.
+    #[arg(long, default_value_t = 3)]
+    cold_runs: usize,
+    /// Concurrency levels for the throughput test.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    clients: Vec<usize>,
+    /// Label for the corpus in the report.
+    #[arg(long, default_value = "corpus")]
+    label: String,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// One compile command.
+#[derive(Debug, Clone)]
+struct Compile {
+    directory: PathBuf,
+    argv: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct CcjEntry {
+    directory: PathBuf,
+    #[serde(default)]
+    command: Option<String>,
+    #[serde(default)]
+    arguments: Option<Vec<String>>,
+}
+
+fn load_ccj(path: &Path) -> Result<Vec<Compile>> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let entries: Vec<CcjEntry> =
+        serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
+    entries
+        .into_iter()
+        .map(|e| {
+            let argv = match (e.arguments, e.command) {
+                (Some(a), _) => a,
+                (None, Some(c)) => shlex::split(&c).context("unbalanced quotes in a command")?,
+                (None, None) => bail!("entry without command or arguments"),
+            };
+            Ok(Compile {
+                directory: e.directory,
+                argv,
+            })
+        })
+        .collect()
+}
+
+fn load_make_dry_run(path: &Path, directory: &Path) -> Result<Vec<Compile>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let compilers = ["cc", "gcc", "c++", "g++", "clang", "clang++"];
+    Ok(text
+        .lines()
+        .filter_map(shlex::split)
+        .filter(|w| {
+            w.first().is_some_and(|c| compilers.contains(&c.as_str()))
+                && w.iter().any(|a| a == "-c")
+        })
+        .map(|argv| Compile {
+            directory: directory.to_owned(),
+            argv,
+        })
+        .collect())
+}
+
+/// A running include server.
+struct Server {
+    socket: PathBuf,
+    pid: i32,
+    startup: Duration,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Clone, Debug)]
+enum Impl {
+    Ours(PathBuf),
+    Python(PathBuf),
+}
+
+impl Impl {
+    fn name(&self) -> &'static str {
+        match self {
+            Impl::Ours(_) => "rust",
+            Impl::Python(_) => "python",
+        }
+    }
+
+    fn start(&self) -> Result<Server> {
+        let dir = tempfile::Builder::new().prefix("pump-bench.").tempdir()?;
+        let socket = dir.path().join("socket");
+        let pid_file = dir.path().join("pid");
+        let mut cmd = match self {
+            Impl::Ours(launcher) => Command::new(launcher),
+            Impl::Python(root) => {
+                let pkg = root.join("include_server");
+                let mut c = Command::new("python3");
+                c.arg(pkg.join("include_server.py"))
+                    .env("PYTHONPATH", &pkg)
+                    .env("PYTHONOPTIMIZE", "1");
+                c
+            }
+        };
+        cmd.arg("--port")
+            .arg(&socket)
+            .arg("--pid_file")
+            .arg(&pid_file);
+        let t = Instant::now();
+        let status = cmd.status().with_context(|| format!("starting {self:?}"))?;
+        let startup = t.elapsed();
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .with_context(|| format!("{self:?} wrote no pid (exit {status})"))?;
+        if !socket.exists() {
+            bail!("{self:?} made no socket (exit {status})");
+        }
+        Ok(Server {
+            socket,
+            pid,
+            startup,
+            _dir: dir,
+        })
+    }
+}
+
+impl Server {
+    /// One request; returns the number of files in the reply.
+    fn request(&self, c: &Compile) -> Result<usize> {
+        let mut s = UnixStream::connect(&self.socket).context("connect")?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let mut buf = Vec::new();
+        wire::write_bytes(
+            &mut buf,
+            tags::CDIR,
+            c.directory.as_os_str().as_encoded_bytes(),
+        )?;
+        wire::write_argv(&mut buf, &c.argv)?;
+        s.write_all(&buf)?;
+        let reply = wire::read_argv(&mut s, ArgvLimits::default())?;
+        Ok(reply.len())
+    }
+
+    fn proc_status(&self, key: &str) -> Option<u64> {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// User + system CPU seconds of the server process (and its reaped children).
+    fn cpu_seconds(&self) -> f64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
+            return 0.0;
+        };
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.split_whitespace().collect())
+            .unwrap_or_default();
+        // After the command name: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+        let get = |i: usize| {
+            fields
+                .get(i - 3)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        (get(14) + get(15) + get(16) + get(17)) / hz
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: signalling the server we started.
+        unsafe { libc::kill(self.pid, libc::SIGTERM) };
+        for _ in 0..1000 {
+            // SAFETY: signal 0 only checks existence.
+            if unsafe { libc::kill(self.pid, 0) } != 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+#[derive(Serialize, Debug, Default, Clone)]
+struct Report {
+    implementation: String,
+    requests: usize,
+    startup_ms: f64,
+    cold_first_ms: f64,
+    first_pass_total_ms: f64,
+    warm_median_ms: f64,
+    warm_p90_ms: f64,
+    throughput: Vec<(usize, f64)>,
+    cpu_seconds: f64,
+    peak_rss_mib: f64,
+    median_files: usize,
+    fallbacks: usize,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn measure(imp: &Impl, commands: &[Compile], cli: &Cli) -> Result<Report> {
+    let mut colds = Vec::new();
+    let mut startups = Vec::new();
+    for _ in 0..cli.cold_runs.max(1) {
+        let s = imp.start()?;
+        startups.push(ms(s.startup));
+        let t = Instant::now();
+        s.request(&commands[0])?;
+        colds.push(ms(t.elapsed()));
+    }
+    let server = imp.start()?;
+    let t = Instant::now();
+    for c in commands {
+        server.request(c)?;
+    }
+    let first_pass = ms(t.elapsed());
+    let mut warm = Vec::new();
+    let mut files = Vec::new();
+    let mut fallbacks = 0;
+    for c in commands {
+        let t = Instant::now();
+        let n = server.request(c)?;
+        warm.push(ms(t.elapsed()));
+        files.push(n as f64);
+        if n == 0 {
+            fallbacks += 1;
+        }
+    }
+    let mut sorted = warm.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let p90 = sorted.get(sorted.len() * 9 / 10).copied().unwrap_or(0.0);
+    let server = Arc::new(server);
+    let mut throughput = Vec::new();
+    for &n in &cli.clients {
+        let total = commands.len().max(64) * 2;
+        let next = Arc::new(AtomicUsize::new(0));
+        let commands = Arc::new(commands.to_vec());
+        let t = Instant::now();
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let (server, next, commands) = (server.clone(), next.clone(), commands.clone());
+                std::thread::spawn(move || -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        if i >= total {
+                            return Ok(());
+                        }
+                        server.request(&commands[i % commands.len()])?;
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("client thread")?;
+        }
+        throughput.push((n, total as f64 / t.elapsed().as_secs_f64()));
+    }
+    Ok(Report {
+        implementation: imp.name().into(),
+        requests: commands.len(),
+        startup_ms: median(&mut startups),
+        cold_first_ms: median(&mut colds),
+        first_pass_total_ms: first_pass,
+        warm_median_ms: median(&mut warm),
+        warm_p90_ms: p90,
+        throughput,
+        cpu_seconds: server.cpu_seconds(),
+        peak_rss_mib: server.proc_status("VmHWM:").unwrap_or(0) as f64 / 1024.0,
+        median_files: median(&mut files) as usize,
+        fallbacks,
+    })
+}
+
+fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    let commands = match (&cli.compile_commands, &cli.make_dry_run, &cli.directory) {
+        (Some(p), _, _) => load_ccj(p)?,
+        (None, Some(p), Some(d)) => load_make_dry_run(p, d)?,
+        _ => bail!("give --compile-commands FILE or --make-dry-run FILE --directory DIR"),
+    };
+    if commands.is_empty() {
+        bail!("no compile commands found");
+    }
+    let mut impls = Vec::new();
+    if let Some(p) = &cli.ours {
+        impls.push(Impl::Ours(p.clone()));
+    }
+    if let Some(p) = &cli.reference {
+        impls.push(Impl::Python(p.clone()));
+    }
+    if impls.is_empty() {
+        bail!("give --ours and/or --reference");
+    }
+    let mut reports = Vec::new();
+    for imp in &impls {
+        eprintln!(
+            "pump-bench: {} on {} ({} requests)",
+            imp.name(),
+            cli.label,
+            commands.len()
+        );
+        reports.push(measure(imp, &commands, &cli)?);
+    }
+    print_table(&cli.label, &reports);
+    if let Some(p) = &cli.json {
+        std::fs::write(p, serde_json::to_vec_pretty(&reports)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(label: &str, reports: &[Report]) {
+    println!("\n### {label} ({} requests)\n", reports[0].requests);
+    let mut header = "| metric |".to_owned();
+    let mut rule = "|---|".to_owned();
+    for r in reports {
+        header.push_str(&format!(" {} |", r.implementation));
+        rule.push_str("---|");
+    }
+    if reports.len() == 2 {
+        header.push_str(" ratio (python / rust) |");
+        rule.push_str("---|");
+    }
+    println!("{header}\n{rule}");
+    let row = |name: &str, f: &dyn Fn(&Report) -> f64, unit: &str, higher_better: bool| {
+        let mut line = format!("| {name} |");
+        for r in reports {
+            line.push_str(&format!(" {:.2} {unit} |", f(r)));
+        }
+        if reports.len() == 2 {
+            let (a, b) = (f(&reports[0]), f(&reports[1]));
+            let ratio = if higher_better { a / b } else { b / a };
+            line.push_str(&format!(" {ratio:.1}x |"));
+        }
+        println!("{line}");
+    };
+    row("launcher start-up", &|r| r.startup_ms, "ms", false);
+    row("cold first request", &|r| r.cold_first_ms, "ms", false);
+    row(
+        "first pass, all requests",
+        &|r| r.first_pass_total_ms,
+        "ms",
+        false,
+    );
+    row("warm request, median", &|r| r.warm_median_ms, "ms", false);
+    row("warm request, p90", &|r| r.warm_p90_ms, "ms", false);
+    for (i, (n, _)) in reports[0].throughput.iter().enumerate() {
+        row(
+            &format!("throughput, {n} client(s)"),
+            &|r| r.throughput.get(i).map(|t| t.1).unwrap_or(0.0),
+            "req/s",
+            true,
+        );
+    }
+    row("server CPU", &|r| r.cpu_seconds, "s", false);
+    row("peak memory (VmHWM)", &|r| r.peak_rss_mib, "MiB", false);
+    row(
+        "files per reply, median",
+        &|r| r.median_files as f64,
+        "",
+        false,
+    );
+    row(
+        "fall-backs (empty replies)",
+        &|r| r.fallbacks as f64,
+        "",
+        false,
+    );
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pump-bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
