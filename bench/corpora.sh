@@ -43,7 +43,9 @@ fetch() { # NAME DIR
 
 fetch git git
 if [ ! -s git/git-make-n.txt ]; then
-  (cd git && make -n V=1 libgit.a xdiff/lib.a reftable/libreftable.a > git-make-n.txt 2>/dev/null)
+  # The generated headers some sources include, then the compile commands.
+  (cd git && make -s command-list.h config-list.h hook-list.h >/dev/null &&
+    make -n V=1 libgit.a xdiff/lib.a reftable/libreftable.a > git-make-n.txt 2>/dev/null)
 fi
 fetch leveldb leveldb
 [ -s leveldb/build/compile_commands.json ] ||

@@ -57,6 +57,9 @@ struct Cli {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Check each reply against `gcc -MM` (recall: every non-system dependency shipped).
+    #[arg(long)]
+    recall: bool,
 }
 
 /// One compile command.
@@ -175,8 +178,13 @@ impl Impl {
 }
 
 impl Server {
-    /// One request; returns the number of files in the reply.
+    /// One request; returns the number of entries in the reply.
     fn request(&self, c: &Compile) -> Result<usize> {
+        Ok(self.request_paths(c)?.len())
+    }
+
+    /// One request; returns the reply's paths.
+    fn request_paths(&self, c: &Compile) -> Result<Vec<Vec<u8>>> {
         let mut s = UnixStream::connect(&self.socket).context("connect")?;
         s.set_read_timeout(Some(Duration::from_secs(60)))?;
         let mut buf = Vec::new();
@@ -187,8 +195,7 @@ impl Server {
         )?;
         wire::write_argv(&mut buf, &c.argv)?;
         s.write_all(&buf)?;
-        let reply = wire::read_argv(&mut s, ArgvLimits::default())?;
-        Ok(reply.len())
+        Ok(wire::read_argv(&mut s, ArgvLimits::default())?)
     }
 
     fn proc_status(&self, key: &str) -> Option<u64> {
@@ -249,6 +256,12 @@ struct Report {
     peak_rss_mib: f64,
     median_files: usize,
     fallbacks: usize,
+    /// Requests whose reply missed a file `gcc -MM` lists (with --recall).
+    recall_misses: usize,
+    /// The missed files, at most 20.
+    missed: Vec<String>,
+    /// Files (`.lzo`, `.lzo.abs`) shipped over all warm replies.
+    files_shipped: usize,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -263,7 +276,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn measure(imp: &Impl, commands: &[Compile], cli: &Cli) -> Result<Report> {
+fn measure(imp: &Impl, commands: &[Compile], deps: &[Vec<PathBuf>], cli: &Cli) -> Result<Report> {
     let mut colds = Vec::new();
     let mut startups = Vec::new();
     for _ in 0..cli.cold_runs.max(1) {
@@ -282,13 +295,30 @@ fn measure(imp: &Impl, commands: &[Compile], cli: &Cli) -> Result<Report> {
     let mut warm = Vec::new();
     let mut files = Vec::new();
     let mut fallbacks = 0;
-    for c in commands {
+    let mut recall_misses = 0;
+    let mut missed = Vec::new();
+    let mut files_shipped = 0;
+    for (i, c) in commands.iter().enumerate() {
         let t = Instant::now();
-        let n = server.request(c)?;
+        let paths = server.request_paths(c)?;
         warm.push(ms(t.elapsed()));
+        let n = paths.len();
         files.push(n as f64);
         if n == 0 {
             fallbacks += 1;
+        }
+        let shipped = shipped_files(&paths);
+        files_shipped += shipped.len();
+        if let Some(deps) = deps.get(i) {
+            let miss: Vec<&PathBuf> = deps.iter().filter(|d| !shipped.contains(*d)).collect();
+            if !miss.is_empty() && n > 0 {
+                recall_misses += 1;
+                for m in miss {
+                    if missed.len() < 20 {
+                        missed.push(m.display().to_string());
+                    }
+                }
+            }
         }
     }
     let mut sorted = warm.clone();
@@ -333,7 +363,64 @@ fn measure(imp: &Impl, commands: &[Compile], cli: &Cli) -> Result<Report> {
         peak_rss_mib: server.proc_status("VmHWM:").unwrap_or(0) as f64 / 1024.0,
         median_files: median(&mut files) as usize,
         fallbacks,
+        recall_misses,
+        missed,
+        files_shipped,
     })
+}
+
+/// The realpaths of the files a reply ships: `.lzo`/`.lzo.abs` entries with the client
+/// root's three components removed, as the distcc client maps them.
+fn shipped_files(paths: &[Vec<u8>]) -> std::collections::HashSet<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    paths
+        .iter()
+        .filter_map(|p| {
+            let p = p.strip_suffix(b".abs").unwrap_or(p);
+            let p = p.strip_suffix(b".lzo")?;
+            let mut slashes = p.iter().enumerate().filter(|(_, b)| **b == b'/');
+            let (i, _) = slashes.nth(3)?;
+            Some(PathBuf::from(std::ffi::OsStr::from_bytes(&p[i..])))
+        })
+        .collect()
+}
+
+/// The non-system files `gcc -MM` lists for a compile command, as realpaths.
+fn gcc_deps(c: &Compile) -> Result<Vec<PathBuf>> {
+    let mut args: Vec<String> = Vec::new();
+    let mut it = c.argv.iter().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-o" | "-MF" | "-MT" | "-MQ" => {
+                it.next();
+            }
+            "-c" | "-MD" | "-MMD" | "-MP" | "-M" | "-MM" => {}
+            _ => args.push(a.clone()),
+        }
+    }
+    let out = Command::new(&c.argv[0])
+        .args(&args)
+        .args(["-MM", "-MF", "-"])
+        .current_dir(&c.directory)
+        .output()
+        .with_context(|| format!("running {} -MM", c.argv[0]))?;
+    if !out.status.success() {
+        bail!(
+            "{} -MM failed in {}: {}",
+            c.argv[0],
+            c.directory.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout).replace("\\\n", " ");
+    let deps = text.split_once(':').map(|(_, d)| d).unwrap_or("");
+    Ok(deps
+        .split_whitespace()
+        .map(|d| {
+            let p = c.directory.join(d);
+            std::fs::canonicalize(&p).unwrap_or(p)
+        })
+        .collect())
 }
 
 fn run() -> Result<ExitCode> {
@@ -356,6 +443,11 @@ fn run() -> Result<ExitCode> {
     if impls.is_empty() {
         bail!("give --ours and/or --reference");
     }
+    let deps: Vec<Vec<PathBuf>> = if cli.recall {
+        commands.iter().map(gcc_deps).collect::<Result<_>>()?
+    } else {
+        Vec::new()
+    };
     let mut reports = Vec::new();
     for imp in &impls {
         eprintln!(
@@ -364,7 +456,7 @@ fn run() -> Result<ExitCode> {
             cli.label,
             commands.len()
         );
-        reports.push(measure(imp, &commands, &cli)?);
+        reports.push(measure(imp, &commands, &deps, &cli)?);
     }
     print_table(&cli.label, &reports);
     if let Some(p) = &cli.json {
@@ -430,6 +522,23 @@ fn print_table(label: &str, reports: &[Report]) {
         "",
         false,
     );
+    row(
+        "files shipped, all replies",
+        &|r| r.files_shipped as f64,
+        "",
+        false,
+    );
+    row(
+        "replies missing a gcc -MM file",
+        &|r| r.recall_misses as f64,
+        "",
+        false,
+    );
+    for r in reports {
+        for m in &r.missed {
+            println!("- {} missed {m}", r.implementation);
+        }
+    }
 }
 
 fn main() -> ExitCode {
