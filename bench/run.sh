@@ -16,9 +16,11 @@ bench=$top/target/release/pump-bench
 ours=$top/target/release/include_server
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(gcc --version | head -1)"
 echo "corpora: $(tr '\n' ' ' < "$root/versions.txt")"
-"$bench" --label git --make-dry-run "$root/git/git-make-n.txt" --directory "$root/git" \
+"$bench" --label git --recall --make-dry-run "$root/git/git-make-n.txt" --directory "$root/git" \
   --ours "$ours" --reference "$ref" --json "$root/git.json"
-"$bench" --label leveldb --compile-commands "$root/leveldb/build/compile_commands.json" \
+"$bench" --label leveldb --recall --compile-commands "$root/leveldb/build/compile_commands.json" \
   --ours "$ours" --reference "$ref" --json "$root/leveldb.json"
-"$bench" --label ninja --compile-commands "$root/ninja/build/compile_commands.json" \
+"$bench" --label ninja --recall --compile-commands "$root/ninja/build/compile_commands.json" \
   --ours "$ours" --reference "$ref" --json "$root/ninja.json"
+"$bench" --label "boost set" --sources "$top/tests/boost-set" --recall \
+  --ours "$ours" --reference "$ref" --json "$root/boost.json"

@@ -39,6 +39,10 @@ struct Cli {
     /// The directory the `make -n` commands run in.
     #[arg(long)]
     directory: Option<PathBuf>,
+    /// A directory of C++ sources, each compiled as `g++ -std=c++17 -O1 -c F -o F.o`
+    /// (the Boost set in tests/boost-set).
+    #[arg(long)]
+    sources: Option<PathBuf>,
     /// Our launcher (`target/release/include_server`).
     #[arg(long)]
     ours: Option<PathBuf>,
@@ -112,6 +116,33 @@ fn load_make_dry_run(path: &Path, directory: &Path) -> Result<Vec<Compile>> {
         .map(|argv| Compile {
             directory: directory.to_owned(),
             argv,
+        })
+        .collect())
+}
+
+fn load_sources(dir: &Path) -> Result<Vec<Compile>> {
+    let dir = std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
+    let mut names: Vec<String> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".cpp"))
+        .collect();
+    names.sort();
+    Ok(names
+        .into_iter()
+        .map(|n| Compile {
+            directory: dir.clone(),
+            argv: [
+                "g++",
+                "-std=c++17",
+                "-O1",
+                "-c",
+                &n,
+                "-o",
+                &format!("{n}.o"),
+            ]
+            .map(str::to_owned)
+            .to_vec(),
         })
         .collect())
 }
@@ -434,7 +465,12 @@ fn run() -> Result<ExitCode> {
     let commands = match (&cli.compile_commands, &cli.make_dry_run, &cli.directory) {
         (Some(p), _, _) => load_ccj(p)?,
         (None, Some(p), Some(d)) => load_make_dry_run(p, d)?,
-        _ => bail!("give --compile-commands FILE or --make-dry-run FILE --directory DIR"),
+        _ => match &cli.sources {
+            Some(d) => load_sources(d)?,
+            None => bail!(
+                "give --compile-commands FILE, --make-dry-run FILE --directory DIR, or --sources DIR"
+            ),
+        },
     };
     if commands.is_empty() {
         bail!("no compile commands found");
