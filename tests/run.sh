@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # Distro packages the tests use: the real distcc client and distccd, the compilers whose
 # output the include server must cover, binutils for objcopy, Boost's headers for the
 # macro-heavy cases, and ping/setpriv for distcc's own lsdistcc test case.
-packages=(distcc gcc g++ make binutils libboost-dev iputils-ping util-linux python3)
+packages=(distcc distcc-pump gcc g++ make binutils dpkg-dev libboost-dev iputils-ping util-linux python3 cmake zlib1g-dev xz-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
