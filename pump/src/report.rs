@@ -37,7 +37,7 @@ pub struct Stats {
     /// Requests answered with a closure (the translation unit went remote in pump mode).
     pub served: u64,
     /// Requests answered with the empty list, by reason.
-    pub fallbacks: std::collections::BTreeMap<String, u64>,
+    pub fallback_reasons: std::collections::BTreeMap<String, u64>,
     /// Distinct files compressed into the client root.
     pub files_compressed: u64,
     /// Bytes of those files before compression.
@@ -55,14 +55,14 @@ impl Stats {
 
     /// One line: translation units served, fall-backs by reason, files shipped.
     pub fn summary(&self) -> String {
-        let fell_back: u64 = self.fallbacks.values().sum();
+        let fell_back: u64 = self.fallback_reasons.values().sum();
         let mut s = format!(
             "__________Include server: {} of {} translation unit(s) served for remote preprocessing",
             self.served, self.requests
         );
         if fell_back > 0 {
             let reasons: Vec<String> = self
-                .fallbacks
+                .fallback_reasons
                 .iter()
                 .filter(|(_, n)| **n > 0)
                 .map(|(r, n)| format!("{r}: {n}"))
@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn summary_names_reasons_and_sizes() {
         let stats: Stats = serde_json::from_str(
-            r#"{"requests": 10, "served": 8, "fallbacks": {"cpu_budget": 1, "command_line": 1, "none": 0},
+            r#"{"requests": 10, "served": 8, "fallbacks": 2, "fallback_reasons": {"cpu_budget": 1, "command_line": 1, "none": 0},
                 "files_compressed": 40, "bytes_compressed": 123456, "extra": [1,2]}"#,
         )
         .unwrap();
