@@ -45,7 +45,13 @@ fn copy_tree(src: &Path, dst: &Path) {
 }
 
 fn strip_debug(obj: &Path, out: &Path) -> Vec<u8> {
-    Run::of(Command::new("objcopy").arg("--strip-debug").arg(obj).arg(out)).expect_success();
+    Run::of(
+        Command::new("objcopy")
+            .arg("--strip-debug")
+            .arg(obj)
+            .arg(out),
+    )
+    .expect_success();
     std::fs::read(out).unwrap()
 }
 
@@ -81,24 +87,33 @@ fn build_in_pump_mode(objects: &[String]) {
     run.expect_success();
     let n = objects.len();
     assert!(
-        run.stdout
-            .contains(&format!("__________Include server: {n} of {n} translation unit(s) served")),
+        run.stdout.contains(&format!(
+            "__________Include server: {n} of {n} translation unit(s) served"
+        )),
         "not every request was served\n{run}"
     );
     assert!(
-        !run.stderr.contains("pump-mode compilation(s) failed on server"),
+        !run.stderr
+            .contains("pump-mode compilation(s) failed on server"),
         "discrepancies\n{run}"
     );
     let mut want: Vec<String> = objects.iter().map(|o| o.replace(".o", ".c")).collect();
     want.sort();
-    assert_eq!(d.pump_mode_jobs(), want, "not all compiled remotely in pump mode\n{run}");
+    assert_eq!(
+        d.pump_mode_jobs(),
+        want,
+        "not all compiled remotely in pump mode\n{run}"
+    );
 
     let scratch = env.path().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap();
     for o in objects {
         let a = strip_debug(&local.join(o), &scratch.join("a.o"));
         let b = strip_debug(&remote.join(o), &scratch.join("b.o"));
-        assert!(a == b, "{o} differs from the local build after objcopy --strip-debug");
+        assert!(
+            a == b,
+            "{o} differs from the local build after objcopy --strip-debug"
+        );
     }
 }
 
