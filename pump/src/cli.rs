@@ -110,16 +110,51 @@ Example:
   pump make -j40
 ";
 
+/// The description in the man page: plain paragraphs, reflowed by the formatter.
+const MAN_DESCRIPTION: &str = "\
+pump runs a build in distcc's pump mode, where the build servers preprocess as well as compile. It starts an include server on this machine, which tells each distcc invocation which source and header files its translation unit needs; distcc sends those files along, and the server preprocesses and compiles remotely.
+
+pump COMMAND [ARG...] starts the include server, runs the command with INCLUDE_SERVER_PORT set and distcc's directory first on PATH, stops the include server when the command ends, and exits with the command's status. A SIGINT, SIGTERM or SIGHUP sent to pump is passed to the command; pump then stops the include server, removes its temporary files and dies of the same signal.
+
+pump --startup starts the include server and prints shell commands that export INCLUDE_SERVER_PID, INCLUDE_SERVER_DIR, INCLUDE_SERVER_PORT, DISTCC_HOSTS (when known) and PATH, quoted so that eval reads them back exactly: eval \"$(pump --startup)\"; make -j40; pump --shutdown. pump --shutdown stops the include server those variables describe.
+
+Only hosts marked ',cpp' in DISTCC_HOSTS (which needs ',lzo' too) are used in pump mode. When DISTCC_POTENTIAL_HOSTS is set, pump probes those hosts with lsdistcc while the include server starts, and builds DISTCC_HOSTS from the live ones, on one line.
+
+If a compile fails on a server but succeeds locally, the client counts a discrepancy; after DISTCC_MAX_DISCREPANCY of them (default 1) the rest of the build uses plain distcc. When the include server stops, pump reports discrepancies and one line summarising what the include server did: translation units served, fall-backs to local preprocessing by reason, and files shipped.";
+
+/// The environment section of the man page.
+const MAN_ENVIRONMENT: &str = "\
+ENVIRONMENT
+
+DISTCC_HOSTS: hosts to use (see distcc(1)); read from $DISTCC_DIR/hosts, ~/.distcc/hosts or the system hosts file when unset.
+
+DISTCC_POTENTIAL_HOSTS: host names to probe with lsdistcc; replaces DISTCC_HOSTS.
+
+LSDISTCC_ARGS: extra options for lsdistcc, after -c150.
+
+INCLUDE_SERVER_ARGS: extra options for the include server, split with shell quoting rules; nothing in it is executed.
+
+DISTCC_LOCATION: directory holding distcc and lsdistcc (default: the directory pump was started from, following one symlink).
+
+DISTCC_MAX_DISCREPANCY: discrepancies before demotion to plain distcc (default 1; must be 1 or more).
+
+DISTCC_DIR: distcc's directory (default ~/.distcc); pump reads default settings from its pump.toml.
+
+TMPDIR: where the include server's socket directory is made.
+
+PUMP_SYSCONFDIR: overrides the compiled-in directory holding distcc/hosts.
+
+EXIT STATUS
+
+0 after the help, a successful --startup, and --shutdown; 1 when pump cannot start (bad DISTCC_MAX_DISCREPANCY, no distcc, no hosts or no ',cpp' host, include server failed); otherwise the command's status.";
+
 /// The same surface as a clap command, for the man page and shell completions.
 pub fn command() -> clap::Command {
     use clap::{Arg, ArgAction, Command};
     Command::new("pump")
         .about("Run a build in distcc's pump mode (remote preprocessing)")
-        .long_about(HELP.split("Environment:").next().unwrap_or(HELP).to_owned())
-        .after_long_help(format!(
-            "Environment:{}",
-            HELP.split("Environment:").nth(1).unwrap_or("")
-        ))
+        .long_about(MAN_DESCRIPTION)
+        .after_long_help(MAN_ENVIRONMENT)
         .override_usage("pump COMMAND [ARG...]\n       pump --startup\n       pump --shutdown")
         .disable_version_flag(true)
         .arg(
