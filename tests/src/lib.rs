@@ -8,8 +8,8 @@
 //!   the temp directory (except `PATH`). [`Run`] captures a finished command and prints
 //!   everything needed to diagnose a failure.
 //! - [`Distccd`] starts `/usr/bin/distccd` on 127.0.0.1 and a free port, in the foreground
-//!   (`--no-detach --log-stderr`), waits until its log says it listens (a pipe, with a
-//!   deadline), and stops its whole process group on drop.
+//!   (`--no-detach --log-stderr`), waits until its log says the daemon started, which
+//!   distccd logs after `listen()` (a pipe, with a deadline), and stops its whole process group on drop.
 //! - [`wait_until`] waits for a condition signalled by a pipe or socket, with a deadline
 //!   that reports the last error.
 //!
@@ -386,7 +386,8 @@ impl Distccd {
         Self::start_with(DistccdOptions::default())
     }
 
-    /// Starts distccd with `opts`; waits until it listens (its log pipe says so).
+    /// Starts distccd with `opts`; waits until it accepts connections: its log pipe says
+    /// "daemon started", logged after `listen()` ("listening on" comes before it).
     pub fn start_with(opts: DistccdOptions) -> Distccd {
         assert!(
             Path::new(DISTCCD).is_file(),
@@ -437,7 +438,7 @@ impl Distccd {
         let mut st = m.lock().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if st.text.contains("listening on") {
+            if st.text.contains("daemon started") {
                 break;
             }
             if st.closed {
@@ -452,7 +453,7 @@ impl Distccd {
                 drop(st);
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("no 'listening on' line within 20 s:\n{text}"));
+                return Err(format!("no 'daemon started' line within 20 s:\n{text}"));
             }
             st = c.wait_timeout(st, left).unwrap().0;
         }
