@@ -24,38 +24,36 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
-/// The usage text, byte for byte as distcc 3.4 prints it on stdout (two lines end with a
-/// space).
-pub const USAGE: &str = "Usage: lsdistcc [-tTIMEOUT] [-mBITS] [-nvd] [format]
-Uses 'for i=1... sprintf(format, i)' to construct names of servers,
-stops after 7 seconds or at second server that doesn't resolve,
-prints the names of all such servers listening on distcc's port.
-Default format is distcc%d. 
-If a list of host names are given in the command line,
-lsdistcc will only check those hosts. 
+/// The usage text (stdout). The same options and defaults as distcc 3.4's, in our own
+/// words; the first line starts `Usage:` as distcc's test suite checks.
+pub const USAGE: &str = "\
+Usage: lsdistcc [OPTIONS] [FORMAT | HOST...]
+Finds the distcc servers that are up and prints one per line.
+With no argument, or with a FORMAT containing %d, it probes the names the format
+gives for 1, 2, 3, ... (default distcc%d) and stops at the first name that does not
+resolve (see -g) or when the time limit is reached. Otherwise it probes exactly the
+HOSTs given.
+Option values are attached to the letter: -c150, -pgcc, -P3.
 Options:
--l       Output latency in milliseconds after each hostname
-           (not including DNS latency)
--n       Print IP address rather than name
--x       Append ,down to down hosts in host list
--tTIMEOUT  Set number of seconds to stop searching after [7]
--hHTIMEOUT Set number of milliseconds before retrying gethostbyname [500]
--cCTIMEOUT Set number of milliseconds before giving up on connect [900]
-           (0 to inhibit connect)
--kKTIMEOUT Set number of milliseconds before giving up on compile [1500]
-           (0 to inhibit compile)
--mBITS     Set number of bits of address that must match first host found [0]
--oOVERLAP  Set number of extra DNS requests to send [1]
--gDNSGAP   Set number of missing DNS entries to tolerate [0]
--rPORT     Port to connect to [3632]
--PPROTOCOL Protocol version to use (1-3) [1]
--pCOMPILER Name of compiler to use [none]
--d       Append DNS domain name to format
--v       Verbose
-
-Example:
-lsdistcc -l -p$COMPILER
-lsdistcc -p$COMPILER hosta somehost hostx hosty
+  -l          print each host's latency in milliseconds (connect and compile)
+  -n          print the IPv4 address instead of the name
+  -x          also print the hosts that are down, marked ,down
+  -v          say why each host is down (repeat for more detail)
+  -d          append this machine's DNS domain to every name
+  -tSECONDS   stop after this many seconds, 0 for no limit [7]
+  -hMS        resend a DNS lookup after this many milliseconds [500]
+  -cMS        connect timeout in milliseconds, 0 to skip connecting [900]
+  -kMS        compile-probe timeout in milliseconds, 0 to skip it [1500]
+  -mBITS      leading address bits that must equal the first host's [0]
+  -oN         extra DNS lookups to keep in flight [1]
+  -gN         unresolvable names to tolerate before stopping [0]
+  -rPORT      distccd's TCP port [3632]
+  -PN         protocol for the compile probe and the printed suffix, 1-3 [1]
+  -pCOMPILER  probe with a test compile by COMPILER (no probe without -p) [none]
+Exit status: 0 if any name resolved, 1 if none did or the command line is wrong.
+Examples:
+  lsdistcc -l -pgcc
+  lsdistcc -pgcc hosta hostb hostc
 ";
 
 /// distcc's protocol version, chosen with `-P`: it selects the compile probe's request and
@@ -313,6 +311,108 @@ fn number(
     Ok(u32::try_from(n).expect("range checked"))
 }
 
+/// The same surface described to clap, for the man page and shell completions only:
+/// parsing is [`parse`]'s (clap cannot express the attached-value rules).
+pub fn command() -> clap::Command {
+    use clap::{Arg, ArgAction, Command};
+    let short = |id: &'static str| id.chars().next().unwrap_or('?');
+    let flag = |id: &'static str, help: &'static str| {
+        Arg::new(id)
+            .short(short(id))
+            .action(ArgAction::SetTrue)
+            .help(help)
+    };
+    let value = |id: &'static str, name: &'static str, help: &'static str| {
+        Arg::new(id).short(short(id)).value_name(name).help(help)
+    };
+    Command::new("lsdistcc")
+        .about("Find distcc servers that are up")
+        .long_about(
+            "lsdistcc probes distcc servers and prints those that are up, one per line, in \
+             the order the hosts were given or generated. With no argument, or with a FORMAT \
+             containing %d, it probes the names the format gives for 1, 2, 3, ... (default \
+             distcc%d) and stops at the first name that does not resolve (see -g) or at the \
+             time limit; otherwise it probes exactly the HOSTs given. A host is up when a TCP \
+             connection to distccd's port succeeds and, with -p, when a test compile succeeds. \
+             Option values are attached to the letter: -c150, -pgcc, -P3; a separate word is \
+             a host name. Probes run concurrently, so many hosts cost about one timeout.",
+        )
+        .after_long_help(
+            "Each line is the name (or with -n the address), then :PORT if the port is not \
+             3632, then ,lzo for -P2 or ,lzo,cpp for -P3, then ,down with -x for a host that \
+             is down, then the latency in milliseconds with -l.\n\n\
+             EXIT STATUS: 0 if any name resolved (even if its host is down), or when the -t \
+             time limit ends the run; 1 if no name resolved or the command line is wrong (the \
+             usage text on stdout, and one line on stderr naming the bad value).",
+        )
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .override_usage("lsdistcc [OPTIONS] [FORMAT | HOST...]")
+        .arg(flag(
+            "l",
+            "Print each host's latency in milliseconds (connect and compile)",
+        ))
+        .arg(flag("n", "Print the IPv4 address instead of the name"))
+        .arg(flag(
+            "x",
+            "Also print the hosts that are down, marked ,down",
+        ))
+        .arg(flag(
+            "v",
+            "Say why each host is down (repeat for more detail)",
+        ))
+        .arg(flag("d", "Append this machine's DNS domain to every name"))
+        .arg(value(
+            "t",
+            "SECONDS",
+            "Stop after this many seconds, 0 for no limit [7]",
+        ))
+        .arg(value(
+            "h",
+            "MS",
+            "Resend a DNS lookup after this many milliseconds [500]",
+        ))
+        .arg(value(
+            "c",
+            "MS",
+            "Connect timeout in milliseconds, 0 to skip connecting [900]",
+        ))
+        .arg(value(
+            "k",
+            "MS",
+            "Compile-probe timeout in milliseconds, 0 to skip it [1500]",
+        ))
+        .arg(value(
+            "m",
+            "BITS",
+            "Leading address bits that must equal the first host's [0]",
+        ))
+        .arg(value("o", "N", "Extra DNS lookups to keep in flight [1]"))
+        .arg(value(
+            "g",
+            "N",
+            "Unresolvable names to tolerate before stopping [0]",
+        ))
+        .arg(value("r", "PORT", "distccd's TCP port [3632]"))
+        .arg(value(
+            "P",
+            "N",
+            "Protocol for the compile probe and the printed suffix, 1-3 [1]",
+        ))
+        .arg(value(
+            "p",
+            "COMPILER",
+            "Probe with a test compile by COMPILER [none]",
+        ))
+        .arg(
+            Arg::new("names")
+                .value_name("FORMAT | HOST")
+                .num_args(0..)
+                .value_hint(clap::ValueHint::Hostname)
+                .help("A name format with one %d, or the hosts to probe"),
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,17 +422,34 @@ mod tests {
     }
 
     #[test]
-    fn usage_is_thirty_lines_with_two_trailing_spaces() {
-        assert_eq!(USAGE.lines().count(), 30);
-        let trailing: Vec<&str> = USAGE.lines().filter(|l| l.ends_with(' ')).collect();
-        assert_eq!(
-            trailing,
-            [
-                "Default format is distcc%d. ",
-                "lsdistcc will only check those hosts. "
-            ]
-        );
-        assert!(USAGE.ends_with("hostx hosty\n"));
+    fn clap_description_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn usage_names_every_option_with_distccs_defaults() {
+        assert!(USAGE.starts_with("Usage: lsdistcc "));
+        for (opt, default) in [
+            ("-tSECONDS", "[7]"),
+            ("-hMS", "[500]"),
+            ("-cMS", "[900]"),
+            ("-kMS", "[1500]"),
+            ("-mBITS", "[0]"),
+            ("-oN", "[1]"),
+            ("-gN", "[0]"),
+            ("-rPORT", "[3632]"),
+            ("-PN", "[1]"),
+            ("-pCOMPILER", "[none]"),
+        ] {
+            let line = USAGE
+                .lines()
+                .find(|l| l.trim_start().starts_with(opt))
+                .unwrap_or_else(|| panic!("{opt} missing"));
+            assert!(line.ends_with(default), "{line}");
+        }
+        for flag in ["-l ", "-n ", "-x ", "-v ", "-d "] {
+            assert!(USAGE.contains(&format!("\n  {flag}")), "{flag} missing");
+        }
     }
 
     #[test]

@@ -85,7 +85,10 @@ impl Tool {
 }
 
 /// Every installed program that has a clap definition: one line per tool.
-pub const TOOLS: &[Tool] = &[Tool::new("pump", pump::cli::command).aliases(&["distcc-pump"])];
+pub const TOOLS: &[Tool] = &[
+    Tool::new("pump", pump::cli::command).aliases(&["distcc-pump"]),
+    Tool::new("lsdistcc", lsdistcc::cli::command),
+];
 
 /// The shells completions are generated for, with the directory name used under the
 /// output directory.
@@ -262,7 +265,13 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, ["distcc-pump.1", "pump.1"]);
+        let mut want: Vec<String> = TOOLS
+            .iter()
+            .flat_map(|t| t.names())
+            .map(|n| format!("{n}.1"))
+            .collect();
+        want.sort();
+        assert_eq!(names, want);
     }
 
     #[test]

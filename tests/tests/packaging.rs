@@ -361,7 +361,7 @@ fn the_deb_declares_what_it_replaces_and_ships_the_layout() {
     preinst.expect_success();
     assert!(
         preinst.stdout.contains(
-            "    for f in /usr/bin/lsdistcc; do\n        \
+            "    for f in /usr/bin/lsdistcc /usr/share/man/man1/lsdistcc.1.gz; do\n        \
              dpkg-divert --package distcc-pump-rs --divert \"$f.distrib\" --rename --add \"$f\"\n"
         ),
         "{preinst}"
