@@ -1,5 +1,99 @@
-//! `include_server`: the launcher (being written: issue 3).
-fn main() -> std::process::ExitCode {
-    eprintln!("include_server: not built yet");
-    std::process::ExitCode::FAILURE
+//! `include_server`: the launcher distcc's `pump` runs to start the include server.
+//!
+//! It takes `include_server.py`'s command line ([`cli`]), checks everything that can be
+//! checked before forking (options, `DISTCC_CLIENT_TMP`, the observation regex, the
+//! trigger globs), and then starts the serving process ([`daemon`]). It returns only
+//! when the socket accepts connections; on any failure it prints one line and exits 1.
+//!
+//! Exit codes: 0 started; 1 usage error, `--simple_algorithm`, or a failed start.
+
+mod cli;
+mod daemon;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use common::env::{self, Env};
+use include_server::analysis::AnalyzerConfig;
+use include_server::client_root::ClientTmp;
+use include_server::server::{Options, ServerConfig};
+use include_server::triggers::StatResetTriggers;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("include_server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    let env = Env::from_process();
+    let opts = match cli::Options::parse(std::env::args_os().skip(1)) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("include_server: {e}");
+            print!("{}", cli::USAGE);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if opts.simple_algorithm {
+        println!("Not implemented");
+        return Ok(ExitCode::FAILURE);
+    }
+    let Some(port) = opts.port.clone() else {
+        eprintln!("INCLUDE_SERVER_PORT not provided. Aborting.");
+        eprintln!("{}", "-".repeat(70));
+        print!("{}", cli::USAGE);
+        return Ok(ExitCode::FAILURE);
+    };
+    let client_tmp = ClientTmp::from_env(env.get(env::DISTCC_CLIENT_TMP))?;
+    let path_observation = opts
+        .path_observation_re
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .context("bad --path_observation_re")?;
+    let stat_reset_triggers = match &opts.stat_reset_triggers {
+        Some(spec) => {
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            Some(StatResetTriggers::new(spec, &cwd)?)
+        }
+        None => None,
+    };
+    let io_timeout = env
+        .text(env::DISTCC_IO_TIMEOUT)
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(300);
+    let path_env = env.get(env::PATH).map(|p| p.to_os_string());
+    let config = ServerConfig {
+        socket: port,
+        client_tmp,
+        analyzer: AnalyzerConfig {
+            unsafe_absolute_includes: opts.unsafe_absolute_includes,
+            no_unexpanded_functions: opts.unsafe_no_unexpanded_functions,
+            probe_path: path_env.clone(),
+        },
+        options: Options {
+            debug: opts.debug,
+            statistics: opts.statistics,
+            force_dirs: !opts.no_force_dirs,
+            verify: opts.verify,
+            write_include_closure: opts.write_include_closure,
+            path_observation,
+            stat_reset_triggers,
+            io_timeout: Duration::from_secs(io_timeout),
+            path_env,
+            ..Options::default()
+        },
+    };
+    daemon::launch(daemon::Daemon {
+        config,
+        pid_file: opts.pid_file,
+        time: opts.time,
+    })
 }

@@ -1,0 +1,565 @@
+//! The include graph (spec 5.8, 5.9): search configurations, resolution, the memoized
+//! edges of each file per configuration, and the closure walk of one request.
+//!
+//! A *node* is a file reached with a given directory: its realpath and the realpath of
+//! the directory its quote includes start in (the textual dir of the spelling that reached
+//! it). Nodes are deduplicated by that pair during a walk, which ends cycles and
+//! `D/../D/../` chains. A node's *edges* (its resolved includes) depend only on the search
+//! configuration, the node and, for computed includes, the macro table; they are memoized
+//! per (configuration, node) for every request of the generation, and a memo that used
+//! macros is revalidated against the versions of the symbols its evaluations looked up.
+//! Textual spellings (for `paths_used` and `.abs`) are rebuilt per request from
+//! [`DirRef`]s, so one memo serves any spelling of the same node.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::cputime::Budget;
+use super::fscache::FsCache;
+use super::macros::{self, EvalError, Evaluation, HeaderName, MacroDef, MacroTable, Sym};
+use super::probe::{Defaults, ProbeKey};
+use super::scan::{self, IncludeForm};
+use super::shard::ShardedMap;
+use super::AnalysisError;
+
+/// Bytes to a path.
+pub fn path_of(b: &[u8]) -> &Path {
+    Path::new(std::ffi::OsStr::from_bytes(b))
+}
+
+/// A path to bytes.
+pub fn bytes_of(p: &Path) -> &[u8] {
+    p.as_os_str().as_bytes()
+}
+
+/// `base` joined with the relative `rel` textually (`base` absolute).
+pub fn join(base: &Path, rel: &[u8]) -> PathBuf {
+    let mut v = bytes_of(base).to_vec();
+    if !rel.is_empty() {
+        if !v.ends_with(b"/") {
+            v.push(b'/');
+        }
+        v.extend_from_slice(rel);
+    }
+    PathBuf::from(std::ffi::OsStr::from_bytes(&v))
+}
+
+/// The directory part of a textual path, with its trailing `/` (`""` when none).
+pub fn dir_text(p: &[u8]) -> &[u8] {
+    match p.iter().rposition(|&c| c == b'/') {
+        Some(k) => &p[..=k],
+        None => b"",
+    }
+}
+
+/// One search directory.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Dir {
+    /// As spelled after normalisation, with a trailing `/` unless `""` or `/`.
+    pub text: Vec<u8>,
+    /// Absolute textual location (cwd-joined).
+    pub abs: PathBuf,
+}
+
+/// A search configuration (spec 5.2): what a graph's edges depend on.
+#[derive(Debug, PartialEq, Eq, Hash, Clone)]
+pub struct ConfigKey {
+    /// The client cwd.
+    pub cwd: PathBuf,
+    /// Quote chain, in order; the angle chain is its suffix from `angle_start`.
+    pub dirs: Vec<Dir>,
+    /// Where the angle chain starts in `dirs`.
+    pub angle_start: usize,
+    /// `-I-`.
+    pub no_current_dir: bool,
+    /// Realpaths of the compiler's default dirs: files under them are system files.
+    pub system: Vec<PathBuf>,
+}
+
+/// An interned configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Unique within the generation.
+    pub id: u64,
+    /// The configuration.
+    pub key: ConfigKey,
+}
+
+impl Config {
+    /// Whether a realpath is under a compiler default dir.
+    pub fn is_system(&self, real: &Path) -> bool {
+        self.key.system.iter().any(|d| real.starts_with(d))
+    }
+}
+
+/// Where a resolved include was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirRef {
+    /// The including file's directory.
+    Current,
+    /// `dirs[i]` of the configuration.
+    List(u32),
+    /// An absolute name (only system files get here).
+    Absolute,
+}
+
+/// One edge.
+#[derive(Clone, Debug)]
+pub struct Child {
+    /// Where it was found.
+    pub dir: DirRef,
+    /// The include string (leading `./` removed).
+    pub name: Arc<[u8]>,
+    /// The file's realpath.
+    pub real: Arc<Path>,
+    /// The realpath of the directory of `dir` + `name`.
+    pub dir_real: Arc<Path>,
+    /// `#embed`: shipped, not scanned.
+    pub embed: bool,
+}
+
+/// A node's memoized edges.
+#[derive(Debug)]
+pub struct Edges {
+    /// Children in directive order.
+    pub children: Vec<Child>,
+    /// Macro symbols the computed includes looked up, with their versions.
+    pub deps: Vec<(Sym, u64)>,
+}
+
+impl Edges {
+    fn valid(&self, table: &MacroTable) -> bool {
+        self.deps.iter().all(|(s, v)| table.version(s) == *v)
+    }
+}
+
+/// A file's scan, cached per realpath.
+#[derive(Debug)]
+pub struct Parsed {
+    /// Include-like directives.
+    pub includes: Vec<scan::Include>,
+}
+
+/// Counters shared by the generations.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Files scanned.
+    pub files_parsed: AtomicU64,
+    /// Scans answered from the cache.
+    pub parse_cache_hits: AtomicU64,
+    /// Compiler probes run.
+    pub compiler_probes: AtomicU64,
+    /// Edge lists answered from the memo.
+    pub graph_cache_hits: AtomicU64,
+    /// Evaluations stopped by a bound.
+    pub capped_evaluations: AtomicU64,
+    /// Absolute includes ignored under `--unsafe_absolute_includes`.
+    pub ignored_absolute_includes: AtomicU64,
+}
+
+/// All state of one cache generation.
+#[derive(Debug, Default)]
+pub struct Generation {
+    /// Stat/realpath cache.
+    pub fs: FsCache,
+    /// Scans by realpath.
+    pub parses: ShardedMap<Arc<Path>, Arc<Parsed>>,
+    /// The global macro table.
+    pub macros: MacroTable,
+    /// Compiler defaults by probe key.
+    pub probes: ShardedMap<ProbeKey, Arc<Defaults>>,
+    /// Interned configurations.
+    pub configs: ShardedMap<ConfigKey, Arc<Config>>,
+    next_config: AtomicU64,
+    /// Edges by (configuration, node realpath, node dir realpath).
+    pub edges: ShardedMap<(u64, Arc<Path>, Arc<Path>), Arc<Edges>>,
+    /// Evaluations by expression.
+    pub evals: ShardedMap<Arc<[u8]>, Arc<Evaluation>>,
+}
+
+/// Per-request context.
+pub struct Ctx<'a> {
+    /// The generation.
+    pub gen: &'a Generation,
+    /// Counters.
+    pub counters: &'a Counters,
+    /// The configuration.
+    pub cfg: Arc<Config>,
+    /// CPU budget.
+    pub budget: Budget,
+    /// `--unsafe_absolute_includes`.
+    pub unsafe_absolute: bool,
+}
+
+/// A node being walked.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// Realpath.
+    pub real: Arc<Path>,
+    /// Realpath of its quote dir.
+    pub dir_real: Arc<Path>,
+    /// Textual spelling (relative to the cwd, or absolute).
+    pub text: Arc<[u8]>,
+    /// Not scanned (`#embed`).
+    pub embed: bool,
+}
+
+impl Generation {
+    /// Interns a configuration.
+    pub fn config(&self, key: ConfigKey) -> Arc<Config> {
+        if let Some(c) = self.configs.get(&key) {
+            return c;
+        }
+        let id = self.next_config.fetch_add(1, Ordering::Relaxed);
+        self.configs
+            .insert_if_absent(key.clone(), Arc::new(Config { id, key }))
+    }
+
+    /// Adds a definition from the file identified by `file_key` (0: the command line or
+    /// the compiler).
+    pub fn define(&self, d: &scan::Define, file_key: u64) {
+        self.macros
+            .define(&d.name, MacroDef::from_define(d, file_key));
+    }
+}
+
+fn budget_err(b: &Budget) -> AnalysisError {
+    AnalysisError::Budget(b.limit())
+}
+
+impl Ctx<'_> {
+    fn check_budget(&mut self) -> Result<(), AnalysisError> {
+        if self.budget.tick() {
+            return Err(budget_err(&self.budget));
+        }
+        Ok(())
+    }
+
+    /// The scan of a file, from the cache or by reading it (its macros enter the table).
+    pub fn parse(&mut self, real: &Arc<Path>) -> Result<Arc<Parsed>, AnalysisError> {
+        if let Some(p) = self.gen.parses.get(real) {
+            self.counters
+                .parse_cache_hits
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(p);
+        }
+        let bytes = std::fs::read(real).map_err(|error| AnalysisError::Unreadable {
+            path: real.to_path_buf(),
+            error,
+        })?;
+        let s = scan::scan(&bytes);
+        let file_key = {
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(&**real, &mut h);
+            std::hash::Hasher::finish(&h) | 1
+        };
+        for d in &s.defines {
+            self.gen.define(d, file_key);
+        }
+        for u in &s.undefs {
+            self.gen.macros.undefine(u);
+        }
+        self.counters.files_parsed.fetch_add(1, Ordering::Relaxed);
+        let parsed = Arc::new(Parsed {
+            includes: s.includes,
+        });
+        Ok(self.gen.parses.insert_if_absent(real.clone(), parsed))
+    }
+
+    fn dir_real_of(&self, base: &Path, name: &[u8]) -> Option<Arc<Path>> {
+        let d = dir_text(name);
+        if d.is_empty() {
+            return self.gen.fs.dir(base);
+        }
+        self.gen.fs.dir(&join(base, d))
+    }
+
+    fn hit(&self, base: &Path, name: &[u8], dir: DirRef, embed: bool) -> Option<Child> {
+        let real = self.gen.fs.file(&join(base, name))?;
+        let dir_real = self.dir_real_of(base, name)?;
+        Some(Child {
+            dir,
+            name: Arc::from(name),
+            real,
+            dir_real,
+            embed,
+        })
+    }
+
+    /// Resolves one include name from a node; pushes the hits.
+    fn resolve(
+        &mut self,
+        node: &Node,
+        form: &HeaderName,
+        next: bool,
+        embed: bool,
+        out: &mut Vec<Child>,
+    ) -> Result<(), AnalysisError> {
+        let (mut name, angle) = match form {
+            HeaderName::Quote(n) => (n.as_slice(), false),
+            HeaderName::Angle(n) => (n.as_slice(), true),
+        };
+        while let Some(r) = name.strip_prefix(b"./") {
+            name = r;
+        }
+        if name.is_empty() {
+            return Ok(());
+        }
+        if name[0] == b'/' {
+            return self.absolute(node, name, embed, out);
+        }
+        let cfg = self.cfg.clone();
+        let dirs = &cfg.key.dirs;
+        if next {
+            // Every directory of the quote chain in which the name exists (GCC starts
+            // after the includer's directory; over-approximated).
+            for (i, d) in dirs.iter().enumerate() {
+                if let Some(c) = self.hit(&d.abs, name, DirRef::List(i as u32), embed) {
+                    out.push(c);
+                }
+            }
+            return Ok(());
+        }
+        if !angle && !cfg.key.no_current_dir {
+            if let Some(c) = self.hit(&node.dir_real, name, DirRef::Current, embed) {
+                out.push(c);
+                return Ok(());
+            }
+        }
+        let start = if angle { cfg.key.angle_start } else { 0 };
+        for (i, d) in dirs.iter().enumerate().skip(start) {
+            if let Some(c) = self.hit(&d.abs, name, DirRef::List(i as u32), embed) {
+                out.push(c);
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn absolute(
+        &mut self,
+        node: &Node,
+        name: &[u8],
+        embed: bool,
+        out: &mut Vec<Child>,
+    ) -> Result<(), AnalysisError> {
+        let p = path_of(name);
+        let Some(real) = self.gen.fs.file(p) else {
+            return Ok(()); // Absent on the client: a successful compile cannot read it.
+        };
+        if self.cfg.is_system(&real) {
+            // The server has the same system headers; traverse without shipping.
+            if let Some(dir_real) = self.gen.fs.dir(path_of(dir_text(name))) {
+                out.push(Child {
+                    dir: DirRef::Absolute,
+                    name: Arc::from(name),
+                    real,
+                    dir_real,
+                    embed,
+                });
+            }
+            return Ok(());
+        }
+        if self.unsafe_absolute {
+            self.counters
+                .ignored_absolute_includes
+                .fetch_add(1, Ordering::Relaxed);
+            eprintln!(
+                "WARNING include server: absolute filepath '{}' was IGNORED (correctness of build may be affected)",
+                String::from_utf8_lossy(name)
+            );
+            return Ok(());
+        }
+        Err(AnalysisError::AbsoluteInclude(format!(
+            "file: '{}': filepath must be relative but isn't: '{}'; consider setting \
+             INCLUDE_SERVER_ARGS='--unsafe_absolute_includes'",
+            node.real.display(),
+            String::from_utf8_lossy(name)
+        )))
+    }
+
+    fn evaluate(&mut self, expr: &[u8]) -> Result<Arc<Evaluation>, AnalysisError> {
+        if let Some(e) = self.gen.evals.get(expr) {
+            if e.deps.iter().all(|(s, v)| self.gen.macros.version(s) == *v) {
+                return Ok(e);
+            }
+        }
+        let t0 = std::time::Instant::now();
+        let r = macros::evaluate(expr, &self.gen.macros, &mut self.budget);
+        eprintln!("DEBUGEVAL {:?} {} -> {:?}", t0.elapsed(), String::from_utf8_lossy(expr), r.as_ref().map(|e| e.names.len()));
+        match r {
+            Ok(e) => {
+                let e = Arc::new(e);
+                self.gen.evals.insert(Arc::from(expr), e.clone());
+                Ok(e)
+            }
+            Err(EvalError::Budget) => Err(budget_err(&self.budget)),
+            Err(EvalError::Capped) | Err(EvalError::Widened(_)) => {
+                self.counters
+                    .capped_evaluations
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(AnalysisError::MacroLimit(format!(
+                    "computed include '{}' has too many possible expansions",
+                    String::from_utf8_lossy(expr)
+                )))
+            }
+        }
+    }
+
+    /// A node's edges, from the memo or computed.
+    pub fn edges(&mut self, node: &Node) -> Result<Arc<Edges>, AnalysisError> {
+        let key = (self.cfg.id, node.real.clone(), node.dir_real.clone());
+        if let Some(e) = self.gen.edges.get(&key) {
+            if e.valid(&self.gen.macros) {
+                self.counters
+                    .graph_cache_hits
+                    .fetch_add(1, Ordering::Relaxed);
+                return Ok(e);
+            }
+        }
+        let parsed = self.parse(&node.real)?;
+        let mut children = Vec::new();
+        let mut deps: Vec<(Sym, u64)> = Vec::new();
+        for inc in &parsed.includes {
+            self.check_budget()?;
+            match &inc.form {
+                IncludeForm::Quote(n) => self.resolve(
+                    node,
+                    &HeaderName::Quote(n.clone()),
+                    inc.next,
+                    inc.embed,
+                    &mut children,
+                )?,
+                IncludeForm::Angle(n) => self.resolve(
+                    node,
+                    &HeaderName::Angle(n.clone()),
+                    inc.next,
+                    inc.embed,
+                    &mut children,
+                )?,
+                IncludeForm::Computed(expr) => {
+                    let ev = self.evaluate(expr)?;
+                    deps.extend(ev.deps.iter().cloned());
+                    for name in &ev.names {
+                        self.resolve(node, name, inc.next, inc.embed, &mut children)?;
+                    }
+                }
+            }
+        }
+        deps.sort();
+        deps.dedup();
+        let e = Arc::new(Edges { children, deps });
+        self.gen.edges.insert(key, e.clone());
+        Ok(e)
+    }
+
+    /// The textual spelling of a child of `parent`.
+    pub fn child_text(&self, parent: &Node, c: &Child) -> Arc<[u8]> {
+        let mut t = match c.dir {
+            DirRef::Current => dir_text(&parent.text).to_vec(),
+            DirRef::List(i) => self.cfg.key.dirs[i as usize].text.clone(),
+            DirRef::Absolute => Vec::new(),
+        };
+        t.extend_from_slice(&c.name);
+        Arc::from(t)
+    }
+}
+
+/// A closure file: its realpath and its first absolute spelling.
+pub type FileEntry = (Arc<Path>, Option<Arc<[u8]>>);
+
+/// What a walk found.
+#[derive(Debug, Default)]
+pub struct Walk {
+    /// Non-system realpaths in first-visit order, with the first absolute spelling.
+    pub files: Vec<FileEntry>,
+    index: HashMap<Arc<Path>, usize>,
+    /// Textual spellings of every node reached (relative to the cwd or absolute).
+    pub texts: Vec<Arc<[u8]>>,
+    text_seen: HashSet<Arc<[u8]>>,
+    visited: HashSet<(Arc<Path>, Arc<Path>)>,
+    /// Nodes whose edges used macros, to revalidate at the end.
+    computed: Vec<(Node, Arc<Edges>)>,
+}
+
+impl Walk {
+    fn record(&mut self, cfg: &Config, n: &Node) {
+        if self.text_seen.insert(n.text.clone()) {
+            self.texts.push(n.text.clone());
+        }
+        if cfg.is_system(&n.real) {
+            return;
+        }
+        let abs = n.text.first() == Some(&b'/');
+        match self.index.get(&n.real) {
+            Some(&k) => {
+                if abs && self.files[k].1.is_none() {
+                    self.files[k].1 = Some(n.text.clone());
+                }
+            }
+            None => {
+                self.index.insert(n.real.clone(), self.files.len());
+                self.files
+                    .push((n.real.clone(), abs.then(|| n.text.clone())));
+            }
+        }
+    }
+
+    /// Walks from `root` (depth first), then re-evaluates computed includes whose macros
+    /// changed during the walk until nothing changes (a fixpoint over the global table).
+    pub fn run(&mut self, ctx: &mut Ctx<'_>, root: Node) -> Result<(), AnalysisError> {
+        let mut stack = vec![root];
+        loop {
+            while let Some(n) = stack.pop() {
+                if ctx.budget.exceeded() {
+                    return Err(budget_err(&ctx.budget));
+                }
+                if !self.visited.insert((n.real.clone(), n.dir_real.clone())) {
+                    continue;
+                }
+                self.record(&ctx.cfg, &n);
+                if n.embed {
+                    continue;
+                }
+                let edges = ctx.edges(&n)?;
+                if !edges.deps.is_empty() {
+                    self.computed.push((n.clone(), edges.clone()));
+                }
+                for c in edges.children.iter().rev() {
+                    stack.push(Node {
+                        real: c.real.clone(),
+                        dir_real: c.dir_real.clone(),
+                        text: ctx.child_text(&n, c),
+                        embed: c.embed,
+                    });
+                }
+            }
+            // Fixpoint: a definition parsed late may add values to an earlier evaluation.
+            let stale: Vec<Node> = self
+                .computed
+                .iter()
+                .filter(|(_, e)| !e.valid(&ctx.gen.macros))
+                .map(|(n, _)| n.clone())
+                .collect();
+            if stale.is_empty() {
+                return Ok(());
+            }
+            self.computed.retain(|(_, e)| e.valid(&ctx.gen.macros));
+            for n in stale {
+                let edges = ctx.edges(&n)?;
+                self.computed.push((n.clone(), edges.clone()));
+                for c in edges.children.iter().rev() {
+                    stack.push(Node {
+                        real: c.real.clone(),
+                        dir_real: c.dir_real.clone(),
+                        text: ctx.child_text(&n, c),
+                        embed: c.embed,
+                    });
+                }
+            }
+        }
+    }
+}

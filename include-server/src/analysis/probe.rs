@@ -1,0 +1,235 @@
+//! The compiler's default include directories (spec 5.3, improved): the compiler is run
+//! once per (compiler, cwd when the compiler path is relative, language, flags that change
+//! the defaults) as `<cc> <flags> -x <lang> -v -dM -E /dev/null`, with only
+//! `PATH` in its environment, and the `#include "..."` and `#include <...>` sections of its
+//! output are read and realpathed. The same run uses `-dM`, so its standard output holds
+//! the compiler's predefined macros (`__x86_64__`, `linux`, `__cplusplus`, ...), which
+//! enter the macro table: computed includes that use them expand as the compiler would.
+//!
+//! The flags passed are the ones that select another set of default directories:
+//! `--sysroot`, `-isysroot`, `-nostdinc`, `-nostdinc++`, `-target`/`--target=`, `-B`,
+//! `-m*` (multilib), `-specs=`, `-stdlib=`, `--gcc-toolchain`, `-resource-dir`,
+//! `-imultilib`, `-std=`, `--config` and friends ([`super::command`] collects them).
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use super::scan::{self, Define};
+
+/// What one probe found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Defaults {
+    /// Realpaths of the `#include "..."` section (searched for quote includes only, after
+    /// `-iquote` dirs).
+    pub quote: Vec<PathBuf>,
+    /// Realpaths of the `#include <...>` section, in order.
+    pub angle: Vec<PathBuf>,
+    /// The predefined macros.
+    pub macros: Vec<Define>,
+}
+
+/// The cache key of a probe.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ProbeKey {
+    /// argv[0] as received.
+    pub compiler: Vec<u8>,
+    /// The cwd, only when argv[0] is a relative path with a `/`.
+    pub cwd: Option<PathBuf>,
+    /// The `-x` language.
+    pub language: Vec<u8>,
+    /// Flags that change the defaults.
+    pub flags: Vec<Vec<u8>>,
+}
+
+impl ProbeKey {
+    /// The probe's argv (without argv[0]).
+    pub fn args(&self) -> Vec<OsString> {
+        let mut a: Vec<OsString> = self
+            .flags
+            .iter()
+            .map(|f| std::ffi::OsStr::from_bytes(f).to_os_string())
+            .collect();
+        a.push("-x".into());
+        a.push(std::ffi::OsStr::from_bytes(&self.language).to_os_string());
+        for s in ["-v", "-dM", "-E", "/dev/null"] {
+            a.push(s.into());
+        }
+        a
+    }
+
+    fn command_text(&self) -> String {
+        let mut s = String::from_utf8_lossy(&self.compiler).into_owned();
+        for a in self.args() {
+            s.push(' ');
+            s.push_str(&a.to_string_lossy());
+        }
+        s
+    }
+}
+
+/// Runs the probe in `cwd`. The error text follows `compiler_defaults.py`'s messages.
+pub fn probe(
+    key: &ProbeKey,
+    cwd: &Path,
+    path_env: Option<&std::ffi::OsStr>,
+) -> Result<Arc<Defaults>, String> {
+    let compiler = std::ffi::OsStr::from_bytes(&key.compiler);
+    let mut cmd = Command::new(compiler);
+    cmd.args(key.args())
+        .env_clear()
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(p) = path_env {
+        cmd.env("PATH", p);
+    }
+    let head = format!(
+        "couldn't determine default system include directories\nfor compiler '{}', language '{}':\n",
+        String::from_utf8_lossy(&key.compiler),
+        String::from_utf8_lossy(&key.language)
+    );
+    let out = cmd
+        .output()
+        .map_err(|e| format!("{head}error executing '{}': {e}.", key.command_text()))?;
+    let mut text = out.stderr;
+    text.extend_from_slice(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "{head}command '{}' exited with status '{}'.\n Command output:\n{}",
+            key.command_text(),
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&text)
+        ));
+    }
+    let macros = scan::scan(&out.stdout).defines;
+    parse(&text)
+        .map(|d| Arc::new(Defaults { macros, ..d }))
+        .ok_or_else(|| {
+            format!(
+                "{head}couldn't parse output of '{}'.\nReceived:\n{}",
+                key.command_text(),
+                String::from_utf8_lossy(&text)
+            )
+        })
+}
+
+/// Reads the search-list sections of `-v` output; `None` if the `<...>` section is
+/// missing.
+pub fn parse(text: &[u8]) -> Option<Defaults> {
+    let mut d = Defaults::default();
+    let mut section = 0u8; // 1: quote, 2: angle
+    let mut saw_angle = false;
+    for line in text.split(|&c| c == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.starts_with(b"#include \"...\" search starts here:") {
+            section = 1;
+            continue;
+        }
+        if line.starts_with(b"#include <...> search starts here:") {
+            section = 2;
+            saw_angle = true;
+            continue;
+        }
+        if line.starts_with(b"End of search list") {
+            if section == 2 {
+                break;
+            }
+            section = 0;
+            continue;
+        }
+        if section == 0 || line.ends_with(b" (framework directory)") {
+            continue;
+        }
+        for word in line
+            .split(|c| c.is_ascii_whitespace())
+            .filter(|w| !w.is_empty())
+        {
+            let p = Path::new(std::ffi::OsStr::from_bytes(word));
+            let real = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            let list = if section == 1 {
+                &mut d.quote
+            } else {
+                &mut d.angle
+            };
+            if !list.contains(&real) {
+                list.push(real);
+            }
+        }
+    }
+    saw_angle.then_some(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_gcc_output() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a");
+        std::fs::create_dir(&a).unwrap();
+        let text = format!(
+            "ignoring nonexistent directory \"/nope\"\n#include \"...\" search starts here:\n \
+             {q}\n#include <...> search starts here:\n {a}\n /usr/include\n \
+             /Library/Frameworks (framework directory)\nEnd of search list.\n",
+            q = t.path().display(),
+            a = a.join("../a").display()
+        );
+        let d = parse(text.as_bytes()).unwrap();
+        assert_eq!(d.quote, vec![std::fs::canonicalize(t.path()).unwrap()]);
+        assert_eq!(
+            d.angle,
+            vec![
+                std::fs::canonicalize(&a).unwrap(),
+                PathBuf::from("/usr/include")
+            ]
+        );
+        assert!(parse(b"garbage\n").is_none());
+    }
+
+    #[test]
+    fn probes_the_real_gcc() {
+        let key = ProbeKey {
+            compiler: b"gcc".to_vec(),
+            cwd: None,
+            language: b"c".to_vec(),
+            flags: vec![],
+        };
+        let d = probe(
+            &key,
+            Path::new("/"),
+            Some(std::ffi::OsStr::new("/usr/bin:/bin")),
+        )
+        .unwrap();
+        assert!(
+            d.angle.iter().any(|p| p == Path::new("/usr/include")),
+            "{d:?}"
+        );
+        assert!(
+            d.macros.iter().any(|m| m.name == b"__GNUC__"),
+            "{:?}",
+            d.macros
+        );
+        let nostd = ProbeKey {
+            flags: vec![b"-nostdinc".to_vec()],
+            ..key.clone()
+        };
+        let d = probe(
+            &nostd,
+            Path::new("/"),
+            Some(std::ffi::OsStr::new("/usr/bin:/bin")),
+        )
+        .unwrap();
+        assert!(d.angle.is_empty(), "{d:?}");
+        let bad = ProbeKey {
+            compiler: b"/nonexistent/cc".to_vec(),
+            ..key
+        };
+        let e = probe(&bad, Path::new("/"), None).unwrap_err();
+        assert!(e.contains("error executing"), "{e}");
+    }
+}

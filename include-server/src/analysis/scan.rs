@@ -1,0 +1,725 @@
+//! The directive scanner (spec 5.5, improved): finds every `#include`, `#include_next`,
+//! `#import`, `#embed`, `#define` and `#undef` in a file's bytes, plus the operands of
+//! `__has_include`/`__has_include_next`/`__has_embed` in `#if`/`#elif` lines.
+//!
+//! It lexes like the C preprocessor's translation phases 1-3, over bytes (any encoding):
+//! backslash-newline splices are removed everywhere outside raw strings (also inside
+//! directive names); `/* */` and `//` comments are skipped (a directive inside a comment
+//! does not count; a block comment inside a directive line continues the line); string,
+//! character and C++ raw string literals (`R"d(...)d"`, with `u8`, `u`, `U`, `L` prefixes)
+//! are skipped so a `/*` or `"` inside them changes nothing; digit separators
+//! (`1'000`) are not character literals. Conditionals are not evaluated: directives in
+//! every branch, including `#if 0`, count (conservative).
+
+/// How an include names its file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IncludeForm {
+    /// `"name"`.
+    Quote(Vec<u8>),
+    /// `<name>`.
+    Angle(Vec<u8>),
+    /// A macro expression (comments removed, whitespace trimmed).
+    Computed(Vec<u8>),
+}
+
+/// One include-like directive or `__has_include` operand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Include {
+    /// The operand.
+    pub form: IncludeForm,
+    /// `#include_next` or `__has_include_next`.
+    pub next: bool,
+    /// `#embed` or `__has_embed`: the file is read but not scanned for directives.
+    pub embed: bool,
+}
+
+/// One `#define`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Define {
+    /// The macro name.
+    pub name: Vec<u8>,
+    /// The trimmed parameter names of a function-like macro (a variadic `...` becomes
+    /// `__VA_ARGS__`; a named variadic `args...` becomes `args`).
+    pub params: Option<Vec<Vec<u8>>>,
+    /// Whether the last parameter is variadic.
+    pub variadic: bool,
+    /// The replacement text, comments removed, trimmed.
+    pub body: Vec<u8>,
+    /// The conditional branches it sits in, outermost first: (chain number within the
+    /// file, branch index within the `#if`/`#elif`/`#else` chain).
+    pub cond: Vec<(u32, u32)>,
+}
+
+/// What a file holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// Include-like directives in file order.
+    pub includes: Vec<Include>,
+    /// `#define`s in file order.
+    pub defines: Vec<Define>,
+    /// Names given to `#undef`.
+    pub undefs: Vec<Vec<u8>>,
+    /// Open conditionals while scanning: (chain number, branch index).
+    conds: Vec<(u32, u32)>,
+    chains: u32,
+}
+
+fn is_ident(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+}
+
+fn is_hspace(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c')
+}
+
+/// Skips backslash-newline splices at `i`; returns the index of the next real byte.
+fn skip_splices(s: &[u8], mut i: usize) -> usize {
+    while i < s.len() && s[i] == b'\\' {
+        if s.get(i + 1) == Some(&b'\n') {
+            i += 2;
+        } else if s.get(i + 1) == Some(&b'\r') && s.get(i + 2) == Some(&b'\n') {
+            i += 3;
+        } else {
+            break;
+        }
+    }
+    i
+}
+
+/// The byte at `i` after splices, and the index just past it.
+fn next(s: &[u8], i: usize) -> Option<(u8, usize)> {
+    let i = skip_splices(s, i);
+    s.get(i).map(|&c| (c, i + 1))
+}
+
+/// Skips a block comment whose `/*` ends just before `i`; returns the index after `*/`.
+fn skip_block_comment(s: &[u8], mut i: usize) -> usize {
+    loop {
+        match memchr::memchr(b'*', &s[i.min(s.len())..]) {
+            None => return s.len(),
+            Some(k) => {
+                i += k + 1;
+                if let Some((b'/', j)) = next(s, i) {
+                    return j;
+                }
+            }
+        }
+    }
+}
+
+/// Skips a line comment starting at `i` (after `//`); returns the index of the newline
+/// that ends it (continued lines are part of it).
+fn skip_line_comment(s: &[u8], mut i: usize) -> usize {
+    loop {
+        match memchr::memchr(b'\n', &s[i.min(s.len())..]) {
+            None => return s.len(),
+            Some(k) => {
+                let nl = i + k;
+                let spliced = (nl >= 1 && s[nl - 1] == b'\\')
+                    || (nl >= 2 && s[nl - 1] == b'\r' && s[nl - 2] == b'\\');
+                if !spliced {
+                    return nl;
+                }
+                i = nl + 1;
+            }
+        }
+    }
+}
+
+/// Skips a string or character literal whose opening `quote` ends just before `i`;
+/// appends it (splices removed) to `out` if given. Stops at the closing quote or at an
+/// unspliced newline (error recovery, as the preprocessor does).
+fn skip_literal(s: &[u8], mut i: usize, quote: u8, mut out: Option<&mut Vec<u8>>) -> usize {
+    while let Some((c, j)) = next(s, i) {
+        match c {
+            b'\n' => return j - 1,
+            b'\\' => {
+                if let Some(o) = out.as_deref_mut() {
+                    o.push(c);
+                }
+                match next(s, j) {
+                    Some((b'\n', _)) | None => return j,
+                    Some((e, k)) => {
+                        if let Some(o) = out.as_deref_mut() {
+                            o.push(e);
+                        }
+                        i = k;
+                        continue;
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(o) = out.as_deref_mut() {
+            o.push(c);
+        }
+        i = j;
+        if c == quote {
+            return i;
+        }
+    }
+    s.len()
+}
+
+/// If a raw string starts at `i` (just after its `R` prefix, at the `"`), returns the
+/// index past its end.
+fn skip_raw_string(s: &[u8], i: usize) -> Option<usize> {
+    let open = s[i + 1..].iter().take(17).position(|&c| c == b'(')?;
+    let delim = &s[i + 1..i + 1 + open];
+    if delim
+        .iter()
+        .any(|&c| matches!(c, b' ' | b'\t' | b'\n' | b'\\' | b')' | b'"' | b'\r'))
+    {
+        return None;
+    }
+    let body = i + 1 + open + 1;
+    let mut close = Vec::with_capacity(delim.len() + 2);
+    close.push(b')');
+    close.extend_from_slice(delim);
+    close.push(b'"');
+    match memchr::memmem::find(&s[body..], &close) {
+        Some(k) => Some(body + k + close.len()),
+        None => Some(s.len()),
+    }
+}
+
+/// Scans a whole file.
+pub fn scan(s: &[u8]) -> Scan {
+    let mut out = Scan::default();
+    let mut i = 0;
+    let mut line_start = true;
+    let mut line = Vec::new();
+    while i < s.len() {
+        let c = s[i];
+        match c {
+            b'\n' => {
+                line_start = true;
+                i += 1;
+            }
+            b'\\' => {
+                let j = skip_splices(s, i);
+                if j == i {
+                    line_start = false;
+                    i += 1;
+                } else {
+                    i = j;
+                }
+            }
+            _ if is_hspace(c) => i += 1,
+            b'/' => match next(s, i + 1) {
+                Some((b'*', j)) => i = skip_block_comment(s, j),
+                Some((b'/', j)) => i = skip_line_comment(s, j),
+                _ => {
+                    line_start = false;
+                    i += 1;
+                }
+            },
+            b'#' | b'%' if line_start => {
+                let after = if c == b'#' {
+                    Some(i + 1)
+                } else {
+                    match next(s, i + 1) {
+                        Some((b':', j)) => Some(j),
+                        _ => None,
+                    }
+                };
+                match after {
+                    Some(j) => {
+                        line.clear();
+                        i = collect_directive(s, j, &mut line);
+                        directive(&line, &mut out);
+                    }
+                    None => {
+                        line_start = false;
+                        i += 1;
+                    }
+                }
+            }
+            b'"' | b'\'' => {
+                line_start = false;
+                i = skip_literal(s, i + 1, c, None);
+            }
+            b'0'..=b'9' => {
+                line_start = false;
+                i = skip_number(s, i);
+            }
+            _ if is_ident(c) => {
+                line_start = false;
+                let start = i;
+                while i < s.len() && is_ident(s[i]) {
+                    i += 1;
+                }
+                let word = &s[start..i];
+                if i < s.len()
+                    && s[i] == b'"'
+                    && matches!(word, b"R" | b"u8R" | b"uR" | b"UR" | b"LR")
+                {
+                    if let Some(end) = skip_raw_string(s, i) {
+                        i = end;
+                    }
+                }
+            }
+            _ => {
+                line_start = false;
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Skips a preprocessing number (digits, letters, `.`, `'` separators, exponent signs).
+fn skip_number(s: &[u8], mut i: usize) -> usize {
+    while i < s.len() {
+        let c = s[i];
+        if is_ident(c) || c == b'.' {
+            i += 1;
+        } else if c == b'\'' && i + 1 < s.len() && is_ident(s[i + 1]) {
+            i += 2;
+        } else if (c == b'+' || c == b'-') && matches!(s[i - 1], b'e' | b'E' | b'p' | b'P') {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    i
+}
+
+/// Collects a directive's logical line, from just after `#` to its unspliced newline,
+/// into `line`: splices removed, comments replaced by a space, literals and an
+/// include's `<header-name>` copied verbatim. Returns the index of that newline.
+fn collect_directive(s: &[u8], mut i: usize, line: &mut Vec<u8>) -> usize {
+    // 0: before the name; 1: in the name; 2: after an include-like name, before its
+    // operand; 3: anywhere else.
+    let mut state = 0u8;
+    let mut name_start = 0;
+    while let Some((c, j)) = next(s, i) {
+        if c == b'\n' {
+            return j - 1;
+        }
+        if state == 1 && !is_ident(c) {
+            let name = &line[name_start..];
+            state = if matches!(name, b"include" | b"include_next" | b"import" | b"embed") {
+                2
+            } else {
+                3
+            };
+        }
+        match c {
+            b'/' => match next(s, j) {
+                Some((b'*', k)) => {
+                    i = skip_block_comment(s, k);
+                    line.push(b' ');
+                    continue;
+                }
+                Some((b'/', k)) => return skip_line_comment(s, k),
+                _ => {}
+            },
+            b'"' | b'\'' => {
+                line.push(c);
+                i = skip_literal(s, j, c, Some(line));
+                if state < 3 {
+                    state = 3;
+                }
+                continue;
+            }
+            b'<' if state == 2 => {
+                line.push(c);
+                i = j;
+                while let Some((d, k)) = next(s, i) {
+                    if d == b'\n' {
+                        break;
+                    }
+                    line.push(d);
+                    i = k;
+                    if d == b'>' {
+                        break;
+                    }
+                }
+                state = 3;
+                continue;
+            }
+            _ => {}
+        }
+        if state == 0 && is_ident(c) {
+            state = 1;
+            name_start = line.len();
+        } else if state == 2 && !is_hspace(c) {
+            state = 3;
+        }
+        line.push(c);
+        i = j;
+    }
+    s.len()
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if is_hspace(*first) {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if is_hspace(*last) {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+fn split_ident(s: &[u8]) -> (&[u8], &[u8]) {
+    let n = s.iter().take_while(|&&c| is_ident(c)).count();
+    s.split_at(n)
+}
+
+/// Parses an include operand: `"x"`, `<x>` or an expression.
+pub fn include_form(operand: &[u8]) -> Option<IncludeForm> {
+    let op = trim(operand);
+    let form = match op.first()? {
+        b'"' => {
+            let end = op[1..].iter().position(|&c| c == b'"')?;
+            IncludeForm::Quote(op[1..1 + end].to_vec())
+        }
+        b'<' => {
+            let end = op[1..].iter().position(|&c| c == b'>')?;
+            IncludeForm::Angle(op[1..1 + end].to_vec())
+        }
+        _ => IncludeForm::Computed(op.to_vec()),
+    };
+    match &form {
+        IncludeForm::Quote(n) | IncludeForm::Angle(n) if n.is_empty() => None,
+        _ => Some(form),
+    }
+}
+
+/// Interprets one collected directive line (the text after `#`).
+fn directive(line: &[u8], out: &mut Scan) {
+    let (name, rest) = split_ident(trim(line));
+    match name {
+        b"include" | b"import" | b"include_next" | b"embed" => {
+            let next = name == b"include_next";
+            let embed = name == b"embed";
+            // `#embed "f" limit(1)`: only the header-name matters.
+            if let Some(form) = include_form(rest) {
+                out.includes.push(Include { form, next, embed });
+            }
+        }
+        b"define" => {
+            if let Some(mut d) = define(rest) {
+                d.cond = out.conds.clone();
+                out.defines.push(d);
+            }
+        }
+        b"ifdef" | b"ifndef" => {
+            out.conds.push((out.chains, 0));
+            out.chains += 1;
+        }
+        b"else" => {
+            if let Some(top) = out.conds.last_mut() {
+                top.1 += 1;
+            }
+        }
+        b"endif" => {
+            out.conds.pop();
+        }
+        b"undef" => {
+            let (n, _) = split_ident(trim(rest));
+            if !n.is_empty() {
+                out.undefs.push(n.to_vec());
+            }
+        }
+        b"if" => {
+            out.conds.push((out.chains, 0));
+            out.chains += 1;
+            has_include_operands(rest, out);
+        }
+        b"elif" | b"elifdef" | b"elifndef" => {
+            if let Some(top) = out.conds.last_mut() {
+                top.1 += 1;
+            }
+            has_include_operands(rest, out);
+        }
+        _ => {}
+    }
+}
+
+/// Parses a `#define` after the keyword.
+pub fn define(rest: &[u8]) -> Option<Define> {
+    let (name, after) = split_ident(trim(rest));
+    if name.is_empty() || name[0].is_ascii_digit() {
+        return None;
+    }
+    if after.first() == Some(&b'(') {
+        let close = after.iter().position(|&c| c == b')')?;
+        let mut params = Vec::new();
+        let mut variadic = false;
+        let inner = trim(&after[1..close]);
+        if !inner.is_empty() {
+            for p in inner.split(|&c| c == b',') {
+                let p = trim(p);
+                if p == b"..." {
+                    variadic = true;
+                    params.push(b"__VA_ARGS__".to_vec());
+                } else if let Some(named) = p.strip_suffix(b"...") {
+                    variadic = true;
+                    params.push(trim(named).to_vec());
+                } else {
+                    params.push(p.to_vec());
+                }
+            }
+        }
+        Some(Define {
+            name: name.to_vec(),
+            params: Some(params),
+            variadic,
+            body: trim(&after[close + 1..]).to_vec(),
+            cond: Vec::new(),
+        })
+    } else {
+        Some(Define {
+            name: name.to_vec(),
+            params: None,
+            variadic: false,
+            body: trim(after).to_vec(),
+            cond: Vec::new(),
+        })
+    }
+}
+
+/// Finds `__has_include(...)`-style operands in an `#if`/`#elif` expression.
+fn has_include_operands(expr: &[u8], out: &mut Scan) {
+    let mut i = 0;
+    while i < expr.len() {
+        if !is_ident(expr[i]) || (i > 0 && is_ident(expr[i - 1])) {
+            i += 1;
+            continue;
+        }
+        let (word, rest) = split_ident(&expr[i..]);
+        i += word.len();
+        let (next, embed) = match word {
+            b"__has_include" => (false, false),
+            b"__has_include_next" => (true, false),
+            b"__has_embed" => (false, true),
+            _ => continue,
+        };
+        let rest = trim(rest);
+        if rest.first() != Some(&b'(') {
+            continue;
+        }
+        // The operand runs to the matching parenthesis.
+        let mut depth = 0usize;
+        let mut end = rest.len();
+        for (k, &c) in rest.iter().enumerate() {
+            match c {
+                b'(' => depth += 1,
+                b')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = k;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(form) = include_form(&rest[1..end.max(1)]) {
+            out.includes.push(Include { form, next, embed });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incs(src: &[u8]) -> Vec<IncludeForm> {
+        scan(src).includes.into_iter().map(|i| i.form).collect()
+    }
+
+    fn q(s: &str) -> IncludeForm {
+        IncludeForm::Quote(s.as_bytes().to_vec())
+    }
+    fn a(s: &str) -> IncludeForm {
+        IncludeForm::Angle(s.as_bytes().to_vec())
+    }
+    fn e(s: &str) -> IncludeForm {
+        IncludeForm::Computed(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn basic_forms() {
+        let cases: &[(&[u8], Vec<IncludeForm>)] = &[
+            (b"#include \"a.h\"\n", vec![q("a.h")]),
+            (b"#include<b.h>\n", vec![a("b.h")]),
+            (b"  #  include \"a.h\" junk\n", vec![q("a.h")]),
+            (b"#import \"m.h\"\n", vec![q("m.h")]),
+            (b"#include \"foo bar.h\"\n", vec![q("foo bar.h")]),
+            (b"#include \"x(1).h\"\n", vec![q("x(1).h")]),
+            (b"#include MACRO(a, b)  // c\n", vec![e("MACRO(a, b)")]),
+            (b"#include \"\"\n#include <>\n", vec![]),
+            (b"#includenext \"a.h\"\n#include_nextfoo <b>\n", vec![]),
+            (b"#include <a//b.h>\n", vec![a("a//b.h")]),
+            (b"#include <a/*b*/.h>\n", vec![a("a/*b*/.h")]),
+            (b"x = 1; #include \"no.h\"\n", vec![]),
+            (b"%:include \"digraph.h\"\n", vec![q("digraph.h")]),
+            (b"#if 0\n#include \"dead.h\"\n#endif\n", vec![q("dead.h")]),
+            (b"#include \"nolf.h\"", vec![q("nolf.h")]),
+        ];
+        for (src, want) in cases {
+            assert_eq!(&incs(src), want, "{}", String::from_utf8_lossy(src));
+        }
+    }
+
+    #[test]
+    fn include_next_and_embed() {
+        let s = scan(b"#include_next <stdlib.h>\n#embed \"data.bin\" limit(4)\n");
+        assert!(s.includes[0].next && !s.includes[0].embed);
+        assert!(s.includes[1].embed);
+        assert_eq!(s.includes[1].form, q("data.bin"));
+    }
+
+    #[test]
+    fn comments() {
+        let cases: &[(&[u8], Vec<IncludeForm>)] = &[
+            (b"/* #include \"no1.h\" */\n", vec![]),
+            (b"// #include \"no2.h\"\n", vec![]),
+            (
+                b"/*\n#include \"no3.h\"\n*/\n#include \"yes.h\"\n",
+                vec![q("yes.h")],
+            ),
+            (b"/* c */ #include \"a.h\"\n", vec![q("a.h")]),
+            (b"/* a\n b */ #include \"a2.h\"\n", vec![q("a2.h")]),
+            (
+                b"# /* c */ include /* c */ \"a3.h\" /* c */\n",
+                vec![q("a3.h")],
+            ),
+            (b"#include /* multi\nline */ \"a4.h\"\n", vec![q("a4.h")]),
+            (b"// line comment \\\n#include \"no4.h\"\n", vec![]),
+            (b"x /* \"unterminated */ #include \"no5.h\"\n", vec![]),
+            (b"char *s = \"/*\";\n#include \"a5.h\"\n", vec![q("a5.h")]),
+            (b"char c = '\"';\n#include \"a6.h\"\n", vec![q("a6.h")]),
+            (
+                b"int x = 1'000'000; /* x */\n#include \"a7.h\"\n",
+                vec![q("a7.h")],
+            ),
+        ];
+        for (src, want) in cases {
+            assert_eq!(&incs(src), want, "{}", String::from_utf8_lossy(src));
+        }
+    }
+
+    #[test]
+    fn continuations() {
+        let cases: &[(&[u8], Vec<IncludeForm>)] = &[
+            (b"#inc\\\nlude \"a.h\"\n", vec![q("a.h")]),
+            (b"#\\\ninclude \\\n \"b.h\"\n", vec![q("b.h")]),
+            (b"#include \\\r\n \"crlf.h\"\r\n", vec![q("crlf.h")]),
+            (b"int x; \\\n#include \"no.h\"\n", vec![]),
+            (b"#define X 1 \\\n#include \"no2.h\"\n", vec![]),
+            (b"\\\n#include \"yes.h\"\n", vec![q("yes.h")]),
+        ];
+        for (src, want) in cases {
+            assert_eq!(&incs(src), want, "{}", String::from_utf8_lossy(src));
+        }
+        let s = scan(b"#define F(a, \\\n b) a ## \\\n b\n");
+        assert_eq!(
+            s.defines[0].params,
+            Some(vec![b"a".to_vec(), b"b".to_vec()])
+        );
+        assert_eq!(s.defines[0].body, b"a ##  b".to_vec());
+    }
+
+    #[test]
+    fn raw_strings() {
+        let src = b"auto s = R\"x(\n#include \"no.h\"\n)\"\n)x\";\n#include \"yes.h\"\n\
+                    auto t = u8R\"(/*)\";\n#include \"yes2.h\"\n\
+                    int R = 1; char *u = R\"no-raw\";\n#include \"yes3.h\"\n";
+        assert_eq!(incs(src), vec![q("yes.h"), q("yes2.h"), q("yes3.h")]);
+        // A backslash-newline inside a raw string is not a splice.
+        let src2 = b"auto s = R\"(\\\n#include \"no.h\"\n)\";\n#include \"y.h\"\n";
+        assert_eq!(incs(src2), vec![q("y.h")]);
+    }
+
+    #[test]
+    fn non_utf8_bytes() {
+        let src = b"/* \xff\xfe caf\xe9 */\n#include \"\xe9t\xe9.h\"\nchar *s = \"\x80\";\n#define N\xe9 \"v\xff.h\"\n";
+        let s = scan(src);
+        assert_eq!(
+            s.includes[0].form,
+            IncludeForm::Quote(b"\xe9t\xe9.h".to_vec())
+        );
+        assert_eq!(s.defines[0].name, b"N\xe9".to_vec());
+        assert_eq!(s.defines[0].body, b"\"v\xff.h\"".to_vec());
+    }
+
+    #[test]
+    fn defines_and_undefs() {
+        let s = scan(
+            b"#define A\n#define B 1 // c\n#define F(x,  y) x##y\n#define G (x)\n\
+              #define V(fmt, ...) fmt __VA_ARGS__\n#define W(args...) args\n\
+              #define U \"http://x\"\n#undef A\n#define 1bad\n",
+        );
+        let d = &s.defines;
+        assert_eq!(d.len(), 7);
+        assert_eq!(
+            (d[0].name.as_slice(), d[0].body.as_slice()),
+            (&b"A"[..], &b""[..])
+        );
+        assert_eq!(d[1].body, b"1".to_vec());
+        assert_eq!(d[2].params, Some(vec![b"x".to_vec(), b"y".to_vec()]));
+        assert_eq!(d[3].params, None);
+        assert_eq!(d[3].body, b"(x)".to_vec());
+        assert!(d[4].variadic);
+        assert_eq!(d[4].params.as_ref().unwrap()[1], b"__VA_ARGS__".to_vec());
+        assert!(d[5].variadic);
+        assert_eq!(d[5].params, Some(vec![b"args".to_vec()]));
+        assert_eq!(d[6].body, b"\"http://x\"".to_vec());
+        assert_eq!(s.undefs, vec![b"A".to_vec()]);
+    }
+
+    #[test]
+    fn conditional_branches_of_defines() {
+        let s = scan(
+            b"#ifndef G\n#define G\n#if A\n#define X 1\n#elif B\n#define X 2\n#else\n\
+              #define X 3\n#endif\n#ifdef C\n#define Y 1\n#endif\n#endif\n#define Z\n",
+        );
+        let c: Vec<_> = s.defines.iter().map(|d| d.cond.clone()).collect();
+        assert_eq!(
+            c,
+            vec![
+                vec![(0, 0)],
+                vec![(0, 0), (1, 0)],
+                vec![(0, 0), (1, 1)],
+                vec![(0, 0), (1, 2)],
+                vec![(0, 0), (2, 0)],
+                vec![],
+            ]
+        );
+    }
+
+    #[test]
+    fn has_include() {
+        let s = scan(
+            b"#if __has_include(<optional>) && __has_include ( \"cfg.h\" )\n#endif\n\
+              #elif defined(X) || __has_include_next(<n.h>) || __has_include(HDR)\n",
+        );
+        let f: Vec<_> = s
+            .includes
+            .iter()
+            .map(|i| (i.form.clone(), i.next))
+            .collect();
+        assert_eq!(
+            f,
+            vec![
+                (a("optional"), false),
+                (q("cfg.h"), false),
+                (a("n.h"), true),
+                (e("HDR"), false)
+            ]
+        );
+    }
+}

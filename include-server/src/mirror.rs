@@ -1,0 +1,755 @@
+//! The mirror: what one generation's client root holds, and the reply built from it.
+//!
+//! For a [`Closure`] the mirror writes, under the generation's client root `R`:
+//! - `R + realpath + ".lzo"`: the LZO1X stream of the file's exact bytes, or
+//!   `".lzo.abs"` with a `#line 1 "<spelling>"\n` prefix for files reached through an
+//!   absolute search directory (spec 4.4, 4.5);
+//! - system-directory links `R + S -> "../" x (20 + slashes in S) + S[1..]` (spec 4.8);
+//! - the shadow tree (spec 4.6): for every textual path the analysis used, each
+//!   symlinked component becomes a link at the real location of its parent, pointing to
+//!   the component's absolute client realpath, and every directory the path passes
+//!   through is created and recorded as must-exist;
+//! - a zero-length `forcing_technique_271828` in each must-exist directory (spec 4.7),
+//!   unless forcing is disabled.
+//!
+//! A reply lists the closure's files, then every system link, shadow link and forcing
+//! file of the generation so far (cumulative, as the Python server does), each once.
+//! Everything a reply lists exists, complete, before the reply is returned: compressed
+//! files are written to a temporary name and renamed, under a per-file lock so that two
+//! requests racing on the same file both wait for the one complete copy.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::analysis::Closure;
+use crate::client_root::ClientRoot;
+use crate::lzo;
+
+/// The name of forcing files; shared with the client's `--scan-includes`.
+pub const FORCING_FILE: &str = "forcing_technique_271828";
+
+/// Why a reply could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    /// A closure file could not be read.
+    #[error("cannot read '{}': {error}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        error: io::Error,
+    },
+    /// Something under the client root could not be written.
+    #[error("cannot write '{}': {error}", path.display())]
+    Write {
+        /// What was being written.
+        path: PathBuf,
+        /// The OS error.
+        error: io::Error,
+    },
+    /// A closure file cannot be shipped (too large, compressor failure).
+    #[error("cannot compress '{}': {error}", path.display())]
+    Compress {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: lzo::LzoError,
+    },
+}
+
+impl MirrorError {
+    /// A short stable name for counters and `stats.json`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            MirrorError::Read { .. } => "unreadable_file",
+            MirrorError::Write { .. } => "mirror_error",
+            MirrorError::Compress { .. } => "compress_error",
+        }
+    }
+}
+
+/// One built reply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reply {
+    /// Absolute paths under the client root, each once.
+    pub paths: Vec<PathBuf>,
+    /// Files this request compressed (the others were compressed earlier).
+    pub files_compressed: u64,
+    /// Bytes of input those files had.
+    pub bytes_read: u64,
+    /// Bytes of LZO output they produced.
+    pub bytes_written: u64,
+}
+
+/// Counters of one mirror, cumulative.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MirrorStats {
+    /// Files compressed.
+    pub files_compressed: u64,
+    /// Compressions answered by an earlier one.
+    pub compression_hits: u64,
+    /// Input bytes compressed.
+    pub bytes_read: u64,
+    /// LZO bytes written.
+    pub bytes_written: u64,
+}
+
+/// One generation's client root and everything created under it.
+#[derive(Debug)]
+pub struct Mirror {
+    root: ClientRoot,
+    force_dirs: bool,
+    shadow: Mutex<Shadow>,
+    compressed: Mutex<HashMap<PathBuf, Arc<Mutex<bool>>>>,
+    temp_counter: AtomicU64,
+    files_compressed: AtomicU64,
+    compression_hits: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
+}
+
+/// The shadow-tree state of a generation (spec 4.6, 4.8).
+#[derive(Debug, Default)]
+struct Shadow {
+    /// Textual paths already processed.
+    visited: HashSet<PathBuf>,
+    /// Directories under the root known to exist.
+    existing: HashSet<PathBuf>,
+    /// System dirs linked so far (client paths) and their links, in creation order.
+    system_dirs: Vec<PathBuf>,
+    system_links: Vec<PathBuf>,
+    /// Shadow links, in creation order.
+    links: Vec<PathBuf>,
+    /// Must-exist directories (under the root), in creation order.
+    must_exist: Vec<PathBuf>,
+}
+
+impl Mirror {
+    /// A mirror over a freshly created root.
+    pub fn new(root: ClientRoot, force_dirs: bool) -> Mirror {
+        Mirror {
+            root,
+            force_dirs,
+            shadow: Mutex::new(Shadow::default()),
+            compressed: Mutex::new(HashMap::new()),
+            temp_counter: AtomicU64::new(0),
+            files_compressed: AtomicU64::new(0),
+            compression_hits: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+        }
+    }
+
+    /// The generation's root.
+    pub fn root(&self) -> &ClientRoot {
+        &self.root
+    }
+
+    /// Cumulative counters.
+    pub fn stats(&self) -> MirrorStats {
+        MirrorStats {
+            files_compressed: self.files_compressed.load(Ordering::Relaxed),
+            compression_hits: self.compression_hits.load(Ordering::Relaxed),
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            bytes_written: self.bytes_written.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Writes what `closure` needs and returns the reply listing it.
+    pub fn reply_for(&self, closure: &Closure) -> Result<Reply, MirrorError> {
+        {
+            let mut shadow = self.lock_shadow();
+            for dir in &closure.system_dirs {
+                self.link_system_dir(&mut shadow, dir, &closure.system_dirs)?;
+            }
+            for path in &closure.paths_used {
+                self.do_path(&mut shadow, path)?;
+            }
+            for file in &closure.files {
+                self.do_path(&mut shadow, &file.realpath)?;
+            }
+        }
+        let mut reply = Reply::default();
+        let mut seen = HashSet::new();
+        let system_dirs = self.lock_shadow().system_dirs.clone();
+        for file in &closure.files {
+            if under_any(&file.realpath, &system_dirs) {
+                // Reachable on the server through the system link; writing it would
+                // go through that link into the real directory.
+                continue;
+            }
+            let out =
+                self.compress_file(&file.realpath, file.abs_spelling.as_deref(), &mut reply)?;
+            if seen.insert(out.clone()) {
+                reply.paths.push(out);
+            }
+        }
+        let shadow = self.lock_shadow();
+        let forcing = shadow
+            .must_exist
+            .iter()
+            .filter(|_| self.force_dirs)
+            .map(|d| d.join(FORCING_FILE));
+        let rest = shadow
+            .system_links
+            .iter()
+            .chain(shadow.links.iter())
+            .cloned()
+            .chain(forcing);
+        for path in rest {
+            if seen.insert(path.clone()) {
+                reply.paths.push(path);
+            }
+        }
+        Ok(reply)
+    }
+
+    fn lock_shadow(&self) -> MutexGuard<'_, Shadow> {
+        // A panic while holding the lock leaves the state consistent enough: every
+        // recorded entry exists on disk.
+        self.shadow.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `R + path` for an absolute client path.
+    fn under_root(&self, path: &Path) -> PathBuf {
+        let mut bytes = self.root.prefix().as_os_str().as_bytes().to_vec();
+        let p = path.as_os_str().as_bytes();
+        if !p.starts_with(b"/") {
+            bytes.push(b'/');
+        }
+        bytes.extend_from_slice(p);
+        PathBuf::from(OsString::from_vec(bytes))
+    }
+
+    /// Links system directory `dir` into the root (spec 4.8). `batch` is the list the
+    /// directory came with: a directory inside another of the batch is covered by the
+    /// other's link.
+    fn link_system_dir(
+        &self,
+        shadow: &mut Shadow,
+        dir: &Path,
+        batch: &[PathBuf],
+    ) -> Result<(), MirrorError> {
+        if !dir.is_absolute() || dir == Path::new("/") {
+            return Ok(());
+        }
+        let covered = |d: &Path| d != dir && dir.starts_with(d);
+        if shadow.system_dirs.iter().any(|d| d == dir || covered(d))
+            || batch.iter().any(|d| covered(d))
+        {
+            return Ok(());
+        }
+        let link = self.under_root(dir);
+        let werr = |path: &Path| {
+            let path = path.to_path_buf();
+            move |error| MirrorError::Write { path, error }
+        };
+        // A link above `dir` made by another generation's state cannot exist here, but
+        // an earlier request may have made real directories on the way: those are fine.
+        match fs::symlink_metadata(&link) {
+            Ok(m) if m.file_type().is_symlink() => {
+                shadow.system_dirs.push(dir.to_path_buf());
+                shadow.system_links.push(link);
+                return Ok(());
+            }
+            Ok(m) if m.is_dir() => {
+                // A deeper system dir was linked earlier (for example
+                // /usr/include/x86_64-linux-gnu before /usr/include): replace it.
+                crate::client_root::remove_tree(&link).map_err(werr(&link))?;
+                shadow.system_links.retain(|l| !l.starts_with(&link));
+                shadow.system_dirs.retain(|d| !d.starts_with(dir));
+                shadow.links.retain(|l| !l.starts_with(&link));
+                shadow.must_exist.retain(|l| !l.starts_with(&link));
+                shadow.existing.retain(|l| !l.starts_with(&link));
+            }
+            Ok(_) => {
+                fs::remove_file(&link).map_err(werr(&link))?;
+            }
+            Err(_) => {}
+        }
+        if let Some(parent) = link.parent() {
+            fs::create_dir_all(parent).map_err(werr(parent))?;
+        }
+        std::os::unix::fs::symlink(system_link_target(dir), &link).map_err(werr(&link))?;
+        shadow.system_dirs.push(dir.to_path_buf());
+        shadow.system_links.push(link);
+        Ok(())
+    }
+
+    /// The shadow-tree walk of one textual absolute path (spec 4.6, `DoPath`).
+    fn do_path(&self, shadow: &mut Shadow, path: &Path) -> Result<(), MirrorError> {
+        if !path.is_absolute() {
+            // Only absolute client paths have a place under the root.
+            return Ok(());
+        }
+        let mut f = normalize_slashes(path);
+        while !f.is_empty() && f != b"/" {
+            let key = PathBuf::from(OsString::from_vec(f.clone()));
+            if !shadow.visited.insert(key.clone()) {
+                break;
+            }
+            let slash = f.iter().rposition(|&b| b == b'/').unwrap_or(0);
+            let parent_text: Vec<u8> = if slash == 0 {
+                b"/".to_vec()
+            } else {
+                f[..slash].to_vec()
+            };
+            let name = &f[slash + 1..];
+            let parent = PathBuf::from(OsString::from_vec(parent_text.clone()));
+            let parent_real = fs::canonicalize(&parent).unwrap_or_else(|_| parent.clone());
+            if under_any(&parent_real, &shadow.system_dirs) {
+                // Under a system dir the root holds a link to the client's own
+                // directory: nothing may be created through it. A path that does not
+                // exist there ends the walk; otherwise go on with the parent, which
+                // may be a project symlink into the system dir.
+                let through_link = self.under_root(&parent_real);
+                if !through_link.is_dir() {
+                    break;
+                }
+                f = parent_text;
+                continue;
+            }
+            let shadow_dir = if parent_real == Path::new("/") {
+                self.root.prefix().to_path_buf()
+            } else {
+                self.under_root(&parent_real)
+            };
+            if !shadow.existing.contains(&shadow_dir) {
+                if !shadow_dir.is_dir() {
+                    fs::create_dir_all(&shadow_dir).map_err(|error| MirrorError::Write {
+                        path: shadow_dir.clone(),
+                        error,
+                    })?;
+                    if self.force_dirs {
+                        let forcing = shadow_dir.join(FORCING_FILE);
+                        fs::OpenOptions::new()
+                            .append(true)
+                            .create(true)
+                            .open(&forcing)
+                            .map_err(|error| MirrorError::Write {
+                                path: forcing,
+                                error,
+                            })?;
+                    }
+                    shadow.must_exist.push(shadow_dir.clone());
+                }
+                shadow.existing.insert(shadow_dir.clone());
+            }
+            let is_link = fs::symlink_metadata(&key)
+                .map(|m| m.file_type().is_symlink())
+                .unwrap_or(false);
+            if is_link && !name.is_empty() {
+                let link = shadow_dir.join(std::ffi::OsStr::from_bytes(name));
+                if !link.exists() {
+                    if let Ok(target) = fs::canonicalize(&key) {
+                        match std::os::unix::fs::symlink(&target, &link) {
+                            Ok(()) => shadow.links.push(link),
+                            // A dangling link left by an earlier request: keep it.
+                            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                            Err(error) => return Err(MirrorError::Write { path: link, error }),
+                        }
+                    }
+                }
+            }
+            f = parent_text;
+        }
+        Ok(())
+    }
+
+    /// Compresses `realpath` into the root (once per generation and output path) and
+    /// returns the output path.
+    fn compress_file(
+        &self,
+        realpath: &Path,
+        abs_spelling: Option<&Path>,
+        reply: &mut Reply,
+    ) -> Result<PathBuf, MirrorError> {
+        let mut out = self.under_root(realpath).into_os_string();
+        out.push(if abs_spelling.is_some() {
+            ".lzo.abs"
+        } else {
+            ".lzo"
+        });
+        let out = PathBuf::from(out);
+        let cell = {
+            let mut map = self.compressed.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(out.clone()).or_default().clone()
+        };
+        let mut done = cell.lock().unwrap_or_else(|e| e.into_inner());
+        if *done {
+            self.compression_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(out);
+        }
+        let mut data = Vec::new();
+        if let Some(spelling) = abs_spelling {
+            data.extend_from_slice(b"#line 1 \"");
+            data.extend_from_slice(spelling.as_os_str().as_bytes());
+            data.extend_from_slice(b"\"\n");
+        }
+        let content = fs::read(realpath).map_err(|error| MirrorError::Read {
+            path: realpath.to_path_buf(),
+            error,
+        })?;
+        data.extend_from_slice(&content);
+        let packed = lzo::compress(&data).map_err(|error| MirrorError::Compress {
+            path: realpath.to_path_buf(),
+            error,
+        })?;
+        let werr = |path: &Path| {
+            let path = path.to_path_buf();
+            move |error| MirrorError::Write { path, error }
+        };
+        let parent = out.parent().unwrap_or(self.root.prefix());
+        fs::create_dir_all(parent).map_err(werr(parent))?;
+        let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
+        let mut temp = out.clone().into_os_string();
+        temp.push(format!(".tmp-{n}"));
+        let temp = PathBuf::from(temp);
+        let written = fs::File::create(&temp).and_then(|mut f| f.write_all(&packed));
+        if let Err(error) = written.and_then(|()| fs::rename(&temp, &out)) {
+            let _ = fs::remove_file(&temp);
+            return Err(MirrorError::Write { path: out, error });
+        }
+        *done = true;
+        self.files_compressed.fetch_add(1, Ordering::Relaxed);
+        self.bytes_read
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.bytes_written
+            .fetch_add(packed.len() as u64, Ordering::Relaxed);
+        reply.files_compressed += 1;
+        reply.bytes_read += data.len() as u64;
+        reply.bytes_written += packed.len() as u64;
+        Ok(out)
+    }
+}
+
+/// The target of a system-directory link: `"../"` × (20 + slashes in `dir`) followed by
+/// `dir` without its leading `/`. It climbs out of any distccd temp root of at most 20
+/// components and lands on the server's own copy of `dir`.
+pub fn system_link_target(dir: &Path) -> PathBuf {
+    let bytes = dir.as_os_str().as_bytes();
+    let slashes = bytes.iter().filter(|&&b| b == b'/').count();
+    let mut target = b"../".repeat(20 + slashes);
+    target.extend_from_slice(bytes.strip_prefix(b"/").unwrap_or(bytes));
+    PathBuf::from(OsString::from_vec(target))
+}
+
+/// Whether `path` is `dir` or inside it, for one of `dirs`.
+fn under_any(path: &Path, dirs: &[PathBuf]) -> bool {
+    dirs.iter().any(|d| path.starts_with(d))
+}
+
+/// Collapses repeated slashes and drops trailing ones (but keeps a lone `/`).
+fn normalize_slashes(path: &Path) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.as_os_str().len());
+    for &b in path.as_os_str().as_bytes() {
+        if b == b'/' && out.last() == Some(&b'/') {
+            continue;
+        }
+        out.push(b);
+    }
+    while out.len() > 1 && out.ends_with(b"/") {
+        out.pop();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::ClosureFile;
+    use crate::client_root::ClientTmp;
+    use std::os::unix::fs::symlink;
+
+    struct Fixture {
+        _work: tempfile::TempDir,
+        _base: tempfile::TempDir,
+        proj: PathBuf,
+        mirror: Mirror,
+    }
+
+    /// The `proj` example of spec 4.9, with its client root in a private base.
+    fn fixture(force_dirs: bool) -> Fixture {
+        let work = tempfile::tempdir().unwrap();
+        let proj = fs::canonicalize(work.path()).unwrap().join("proj");
+        for d in ["realinc", "absinc", "sub"] {
+            fs::create_dir_all(proj.join(d)).unwrap();
+        }
+        symlink(proj.join("realinc"), proj.join("inc")).unwrap();
+        fs::write(proj.join("main.c"), "#include \"inc/a.h\"\n").unwrap();
+        fs::write(proj.join("realinc/a.h"), "#include \"a2.h\"\n").unwrap();
+        fs::write(proj.join("realinc/a2.h"), "#define X 1\n").unwrap();
+        fs::write(proj.join("b.h"), "caf\u{e9}\n").unwrap();
+        fs::write(proj.join("absinc/c.h"), "").unwrap();
+        let base = tempfile::tempdir().unwrap();
+        let client_tmp = ClientTmp::from_env(Some(base.path().as_os_str())).unwrap();
+        let root = client_tmp.create_root(std::process::id(), 1).unwrap();
+        Fixture {
+            _work: work,
+            _base: base,
+            proj,
+            mirror: Mirror::new(root, force_dirs),
+        }
+    }
+
+    fn closure(proj: &Path) -> Closure {
+        let file = |p: &str, abs: Option<&str>| ClosureFile {
+            realpath: proj.join(p),
+            abs_spelling: abs.map(|a| proj.join(a)),
+        };
+        Closure {
+            files: vec![
+                file("main.c", None),
+                file("realinc/a.h", None),
+                file("realinc/a2.h", None),
+                file("b.h", None),
+                file("absinc/c.h", Some("absinc/c.h")),
+            ],
+            paths_used: vec![
+                proj.join("main.c"),
+                proj.join("inc/a.h"),
+                proj.join("inc/a2.h"),
+                proj.join("sub/../b.h"),
+                proj.join("absinc/c.h"),
+            ],
+            system_dirs: vec![
+                PathBuf::from("/usr/local/include"),
+                PathBuf::from("/usr/include/x86_64-linux-gnu"),
+                PathBuf::from("/usr/include"),
+            ],
+        }
+    }
+
+    /// The client's view of a reply path: three components stripped, `.abs`, `.lzo`.
+    fn original(root: &Path, p: &Path) -> PathBuf {
+        let rest = p.strip_prefix(root).unwrap();
+        let s = format!("/{}", rest.display());
+        let s = s.strip_suffix(".abs").unwrap_or(&s);
+        PathBuf::from(s.strip_suffix(".lzo").unwrap_or(s))
+    }
+
+    #[test]
+    fn reply_of_the_proj_example() {
+        let fx = fixture(true);
+        let proj = &fx.proj;
+        let reply = fx.mirror.reply_for(&closure(proj)).unwrap();
+        let root = fx.mirror.root().prefix().to_path_buf();
+        let p = |s: &str| format!("{}", proj.join(s).display());
+        let got: Vec<String> = reply
+            .paths
+            .iter()
+            .map(|x| original(&root, x).display().to_string())
+            .collect();
+        let want = [
+            p("main.c"),
+            p("realinc/a.h"),
+            p("realinc/a2.h"),
+            p("b.h"),
+            p("absinc/c.h"),
+            "/usr/local/include".to_string(),
+            "/usr/include".to_string(),
+            p("inc"),
+        ];
+        assert_eq!(got[..8], want[..]);
+        // Forcing files as a set: their order follows the walk.
+        let mut got_forcing = got[8..].to_vec();
+        got_forcing.sort();
+        let mut want_forcing: Vec<String> = ["", "/realinc", "/sub", "/absinc"]
+            .iter()
+            .map(|d| format!("{}{d}/{FORCING_FILE}", proj.display()))
+            .collect();
+        want_forcing.sort();
+        assert_eq!(got_forcing, want_forcing);
+        assert_eq!(reply.files_compressed, 5);
+
+        // Every path exists, under a three-component prefix, with the right kind.
+        assert_eq!(root.components().count(), 4);
+        for path in &reply.paths {
+            let m = fs::symlink_metadata(path).unwrap();
+            assert!(path.starts_with(&root));
+            if path.ends_with(FORCING_FILE) {
+                assert!(m.is_file());
+                assert_eq!(m.len(), 0);
+            }
+        }
+        let lzo = fs::read(
+            root.join(proj.strip_prefix("/").unwrap())
+                .join("realinc/a2.h.lzo"),
+        )
+        .unwrap();
+        assert_eq!(lzo, lzo::compress(b"#define X 1\n").unwrap());
+        let abs = root
+            .join(proj.strip_prefix("/").unwrap())
+            .join("absinc/c.h.lzo.abs");
+        let line = format!("#line 1 \"{}\"\n", proj.join("absinc/c.h").display());
+        assert_eq!(
+            fs::read(abs).unwrap(),
+            lzo::compress(line.as_bytes()).unwrap()
+        );
+        let non_ascii = root.join(proj.strip_prefix("/").unwrap()).join("b.h.lzo");
+        assert_eq!(
+            fs::read(non_ascii).unwrap(),
+            lzo::compress("caf\u{e9}\n".as_bytes()).unwrap()
+        );
+
+        // The shadow link points at the absolute client realpath.
+        let inc = root.join(proj.strip_prefix("/").unwrap()).join("inc");
+        assert_eq!(fs::read_link(inc).unwrap(), proj.join("realinc"));
+        // System links climb 20 + slashes.
+        let usr_include = root.join("usr/include");
+        assert_eq!(
+            fs::read_link(usr_include).unwrap(),
+            PathBuf::from(format!("{}usr/include", "../".repeat(22)))
+        );
+
+        // A second request is answered from the caches and lists the same entries.
+        let again = fx.mirror.reply_for(&closure(proj)).unwrap();
+        assert_eq!(again.paths, reply.paths);
+        assert_eq!(again.files_compressed, 0);
+        assert_eq!(fx.mirror.stats().compression_hits, 5);
+    }
+
+    #[test]
+    fn no_force_dirs_lists_and_creates_no_forcing_files() {
+        let fx = fixture(false);
+        let reply = fx.mirror.reply_for(&closure(&fx.proj)).unwrap();
+        assert!(reply.paths.iter().all(|p| !p.ends_with(FORCING_FILE)));
+        let root = fx.mirror.root().prefix();
+        let sub = root.join(fx.proj.strip_prefix("/").unwrap()).join("sub");
+        assert!(sub.is_dir());
+        assert!(!sub.join(FORCING_FILE).exists());
+    }
+
+    #[test]
+    fn project_link_into_a_system_dir_is_shadowed_without_writing_through() {
+        let fx = fixture(true);
+        symlink("/usr/include", fx.proj.join("sysinc")).unwrap();
+        let c = Closure {
+            files: vec![ClosureFile {
+                realpath: fx.proj.join("main.c"),
+                abs_spelling: None,
+            }],
+            paths_used: vec![
+                fx.proj.join("main.c"),
+                fx.proj.join("sysinc/stdio.h"),
+                PathBuf::from("/usr/include/stdio.h"),
+                PathBuf::from("/usr/include/no-such-dir/x.h"),
+            ],
+            system_dirs: vec![PathBuf::from("/usr/include")],
+        };
+        let reply = fx.mirror.reply_for(&c).unwrap();
+        let root = fx.mirror.root().prefix();
+        let link = root.join(fx.proj.strip_prefix("/").unwrap()).join("sysinc");
+        assert!(reply.paths.contains(&link), "{:?}", reply.paths);
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("/usr/include"));
+        assert!(!Path::new("/usr/include/no-such-dir").exists());
+        assert!(!Path::new("/usr/include").join(FORCING_FILE).exists());
+        let sys = root.join("usr/include");
+        assert!(reply
+            .paths
+            .iter()
+            .all(|p| !p.starts_with(&sys) || *p == sys));
+    }
+
+    #[test]
+    fn system_link_targets() {
+        for (dir, ups) in [
+            ("/usr/include", 22),
+            ("/usr/local/include", 23),
+            ("/usr/lib/gcc/x86_64-linux-gnu/12/include", 26),
+        ] {
+            let want = format!("{}{}", "../".repeat(ups), &dir[1..]);
+            assert_eq!(system_link_target(Path::new(dir)), PathBuf::from(want));
+        }
+    }
+
+    #[test]
+    fn deeper_system_link_is_replaced_and_repeats_add_nothing() {
+        let fx = fixture(true);
+        let only = |dirs: &[&str]| Closure {
+            system_dirs: dirs.iter().map(PathBuf::from).collect(),
+            ..Closure::default()
+        };
+        let r1 = fx
+            .mirror
+            .reply_for(&only(&["/usr/include/x86_64-linux-gnu"]))
+            .unwrap();
+        assert_eq!(r1.paths.len(), 1);
+        let r2 = fx
+            .mirror
+            .reply_for(&only(&["/usr/include", "/usr/include/c++/12"]))
+            .unwrap();
+        let root = fx.mirror.root().prefix();
+        assert_eq!(r2.paths, vec![root.join("usr/include")]);
+        assert!(fs::symlink_metadata(root.join("usr/include"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let r3 = fx
+            .mirror
+            .reply_for(&only(&["/usr/include/x86_64-linux-gnu", "/usr/include"]))
+            .unwrap();
+        assert_eq!(r3.paths, r2.paths);
+    }
+
+    #[test]
+    fn concurrent_requests_see_complete_files() {
+        let fx = fixture(true);
+        let big = fx.proj.join("big.h");
+        let content: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&big, &content).unwrap();
+        let c = Closure {
+            files: vec![ClosureFile {
+                realpath: big.clone(),
+                abs_spelling: None,
+            }],
+            paths_used: vec![big.clone()],
+            system_dirs: Vec::new(),
+        };
+        let want = lzo::compress(&content).unwrap();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        let reply = fx.mirror.reply_for(&c).unwrap();
+                        // Read right away: the file must be complete.
+                        assert_eq!(fs::read(&reply.paths[0]).unwrap(), want);
+                        reply.paths
+                    })
+                })
+                .collect();
+            let all: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            assert!(all.windows(2).all(|w| w[0] == w[1]));
+        });
+        assert_eq!(fx.mirror.stats().files_compressed, 1);
+    }
+
+    #[test]
+    fn unreadable_file_is_a_request_error() {
+        let fx = fixture(true);
+        let c = Closure {
+            files: vec![ClosureFile {
+                realpath: fx.proj.join("vanished.h"),
+                abs_spelling: None,
+            }],
+            ..Closure::default()
+        };
+        let err = fx.mirror.reply_for(&c).unwrap_err();
+        assert_eq!(err.reason(), "unreadable_file");
+        // The mirror keeps working.
+        assert!(fx.mirror.reply_for(&closure(&fx.proj)).is_ok());
+    }
+
+    #[test]
+    fn slashes_are_normalized() {
+        assert_eq!(normalize_slashes(Path::new("/a//b/")), b"/a/b");
+        assert_eq!(normalize_slashes(Path::new("/")), b"/");
+        assert_eq!(normalize_slashes(Path::new("//")), b"/");
+    }
+}
