@@ -234,8 +234,129 @@ fn int(text: &str, name: &str) -> Result<i64, UsageError> {
     })
 }
 
+/// The same surface described to clap, for the man page and shell completions only:
+/// parsing is [`Options::parse`]'s (getopt's unique-prefix rules are not clap's).
+pub fn command() -> clap::Command {
+    use clap::{Arg, ArgAction, Command};
+    let flag = |id: &'static str, short: Option<char>, help: &'static str| {
+        let a = Arg::new(id).long(id).action(ArgAction::SetTrue).help(help);
+        match short {
+            Some(c) => a.short(c),
+            None => a,
+        }
+    };
+    let value = |id: &'static str, name: &'static str, help: &'static str| {
+        Arg::new(id).long(id).value_name(name).help(help)
+    };
+    Command::new("include_server")
+        .about("The include server of distcc's pump mode")
+        .long_about(
+            "include_server starts the include server that distcc's pump mode uses. It \
+             listens on the Unix socket given by --port and answers each distcc client with \
+             the files its compilation needs (the source, every header it may include, \
+             LZO-compressed under a private temporary directory, plus the symbolic links and \
+             directories that make the include paths resolve on the server). The launcher \
+             returns once the socket accepts connections, with the serving process's pid in \
+             the --pid_file. Requests are served concurrently. A request that cannot be \
+             covered gets the empty answer, so the client preprocesses locally; the reason is \
+             logged on stderr and counted. pump(1) starts and stops it; it is rarely run by \
+             hand. Long options may be abbreviated to any unique prefix, as in distcc's \
+             Python include server, whose options are all accepted.",
+        )
+        .after_long_help(
+            "SIGNALS: SIGTERM and SIGINT stop the server after in-flight requests finish (at \
+             most 2 s); it removes its temporary directories and the socket and writes \
+             stats.json next to the socket: requests, fall-backs by reason, files parsed and \
+             compressed, cache hits and time spent.\n\n\
+             EXIT STATUS: 0 once the server is ready; 1 for a bad option, --simple_algorithm, \
+             or a server that could not start (one line on stderr says why).",
+        )
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .arg(
+            value(
+                "port",
+                "INCLUDE_SERVER_PORT",
+                "Unix socket to listen on (required)",
+            )
+            .required(true),
+        )
+        .arg(value(
+            "pid_file",
+            "FILEPATH",
+            "Write the serving process's pid to FILEPATH",
+        ))
+        .arg(
+            value(
+                "debug_pattern",
+                "INT",
+                "Debug bit mask: 1 warnings, 2 trace (default 1)",
+            )
+            .short('d'),
+        )
+        .arg(flag(
+            "email",
+            Some('e'),
+            "Accepted for compatibility; no e-mail is sent",
+        ))
+        .arg(flag(
+            "no-email",
+            None,
+            "Accepted for compatibility (the default)",
+        ))
+        .arg(value("email_bound", "NUMBER", "Accepted for compatibility"))
+        .arg(value(
+            "path_observation_re",
+            "RE",
+            "Warn about new resolutions whose realpath matches RE",
+        ))
+        .arg(value(
+            "stat_reset_triggers",
+            "LIST",
+            "Colon-separated globs; a change to a matching file clears every cache",
+        ))
+        .arg(flag("simple_algorithm", None, "Not implemented (exits 1)"))
+        .arg(flag(
+            "unsafe_absolute_includes",
+            None,
+            "Ignore absolute #include names instead of failing the request",
+        ))
+        .arg(flag(
+            "unsafe_no_unexpanded_functions",
+            None,
+            "Do not keep unexpanded function-like macro names",
+        ))
+        .arg(flag("no_force_dirs", None, "Do not create forcing files"))
+        .arg(flag(
+            "statistics",
+            Some('s'),
+            "Print statistics after each request",
+        ))
+        .arg(flag("time", Some('t'), "Print the server's timing at exit"))
+        .arg(flag(
+            "verify",
+            Some('v'),
+            "Check each closure against the real preprocessor",
+        ))
+        .arg(flag(
+            "write_include_closure",
+            Some('w'),
+            "Write .d_approx (and with -v .d_exact) files",
+        ))
+        .arg(flag(
+            "exact_analysis",
+            Some('x'),
+            "Accepted for compatibility; no effect",
+        ))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn clap_description_is_consistent() {
+        super::command().debug_assert();
+    }
+
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Options, UsageError> {

@@ -7,7 +7,7 @@
 //!
 //! Exit codes: 0 started; 1 usage error, `--simple_algorithm`, or a failed start.
 
-mod cli;
+use include_server_launcher::cli;
 mod daemon;
 
 use std::process::ExitCode;

@@ -88,6 +88,7 @@ impl Tool {
 pub const TOOLS: &[Tool] = &[
     Tool::new("pump", pump::cli::command).aliases(&["distcc-pump"]),
     Tool::new("lsdistcc", lsdistcc::cli::command),
+    Tool::new("include_server", include_server_launcher::cli::command),
 ];
 
 /// The shells completions are generated for, with the directory name used under the
