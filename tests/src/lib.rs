@@ -170,6 +170,25 @@ impl Log {
         }
     }
 
+    /// Waits until `needle` occurs at least `n` times. Panics with the log after the
+    /// deadline.
+    pub fn wait_for_count(&self, needle: &str, n: usize, deadline: Duration) {
+        let (m, c) = &*self.inner;
+        let st = m.lock().unwrap();
+        let (st, res) = c
+            .wait_timeout_while(st, deadline, |s| {
+                s.text.matches(needle).count() < n && !s.closed
+            })
+            .unwrap();
+        if st.text.matches(needle).count() < n {
+            panic!(
+                "waited {deadline:?} (timed out: {}) for {n} × {needle:?} in log:\n{}",
+                res.timed_out(),
+                st.text
+            );
+        }
+    }
+
     /// Waits until the writer closes the pipe (the process exited), up to `deadline`.
     pub fn wait_closed(&self, deadline: Duration) -> bool {
         let (m, c) = &*self.inner;
@@ -485,6 +504,13 @@ impl Distccd {
     /// Waits until its log contains `needle` (jobs are logged when they finish).
     pub fn wait_for_log(&self, needle: &str) {
         self.log.wait_for(needle, Duration::from_secs(30));
+    }
+
+    /// Waits until distccd has logged `n` finished jobs (it logs a job after the client
+    /// already has its result, so a test reads the log only after this).
+    pub fn wait_for_jobs(&self, n: usize) {
+        self.log
+            .wait_for_count("(dcc_job_summary)", n, Duration::from_secs(30));
     }
 
     /// Sources of the jobs that compiled in pump mode, sorted: a job that ended

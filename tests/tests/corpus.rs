@@ -97,6 +97,7 @@ fn build_in_pump_mode(objects: &[String]) {
             .contains("pump-mode compilation(s) failed on server"),
         "discrepancies\n{run}"
     );
+    d.wait_for_jobs(n);
     let mut want: Vec<String> = objects.iter().map(|o| o.replace(".o", ".c")).collect();
     want.sort();
     assert_eq!(

@@ -280,6 +280,7 @@ fn pump_make_with(env: &mut TestEnv, bindir: &Path, program: &str, location: &Pa
     let sample = Run::of(&mut env.cmd(project.join("sample")));
     sample.expect_success();
     assert!(sample.stdout.starts_with("hello from posix"), "{sample}");
+    d.wait_for_jobs(SOURCES.len());
     assert_eq!(
         d.pump_mode_jobs(),
         SOURCES,

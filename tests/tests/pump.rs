@@ -54,6 +54,7 @@ const OBJECTS: &[&str] = &[
 
 /// Sources compiled in pump mode according to distccd's log.
 fn compiled_remotely(d: &Distccd) -> Vec<String> {
+    d.wait_for_jobs(OBJECTS.len());
     d.pump_mode_jobs()
 }
 

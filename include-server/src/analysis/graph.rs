@@ -158,6 +158,9 @@ pub struct Counters {
     pub capped_evaluations: AtomicU64,
     /// Absolute includes ignored under `--unsafe_absolute_includes`.
     pub ignored_absolute_includes: AtomicU64,
+    /// Evaluations whose "possibly undefined" pass hit its bound (names assume every
+    /// macro used is defined).
+    pub incomplete_evaluations: AtomicU64,
 }
 
 /// All state of one cache generation.
@@ -178,6 +181,9 @@ pub struct Generation {
     pub edges: ShardedMap<(u64, Arc<Path>, Arc<Path>), Arc<Edges>>,
     /// Evaluations by expression.
     pub evals: ShardedMap<Arc<[u8]>, Arc<Evaluation>>,
+    /// Evaluations that hit a bound (or most of a budget), with the symbol versions
+    /// they saw.
+    pub eval_failures: ShardedMap<Arc<[u8]>, Arc<Deps>>,
 }
 
 /// Per-request context.
@@ -192,7 +198,12 @@ pub struct Ctx<'a> {
     pub budget: Budget,
     /// `--unsafe_absolute_includes`.
     pub unsafe_absolute: bool,
+    /// `--unsafe_no_unexpanded_functions`: skip the "possibly undefined" pass.
+    pub no_unexpanded: bool,
 }
+
+/// Symbols looked up by an evaluation, with their versions.
+pub type Deps = Vec<(Sym, u64)>;
 
 /// A node being walked.
 #[derive(Clone, Debug)]
@@ -224,6 +235,13 @@ impl Generation {
         self.macros
             .define(&d.name, MacroDef::from_define(d, file_key));
     }
+}
+
+fn limit_error(expr: &[u8]) -> AnalysisError {
+    AnalysisError::MacroLimit(format!(
+        "computed include '{}' has too many possible expansions",
+        String::from_utf8_lossy(expr)
+    ))
 }
 
 fn budget_err(b: &Budget) -> AnalysisError {
@@ -382,29 +400,54 @@ impl Ctx<'_> {
     }
 
     fn evaluate(&mut self, expr: &[u8]) -> Result<Arc<Evaluation>, AnalysisError> {
+        let valid =
+            |deps: &[(Sym, u64)]| deps.iter().all(|(s, v)| self.gen.macros.version(s) == *v);
         if let Some(e) = self.gen.evals.get(expr) {
-            if e.deps.iter().all(|(s, v)| self.gen.macros.version(s) == *v) {
+            if valid(&e.deps) {
                 return Ok(e);
             }
         }
-        let t0 = std::time::Instant::now();
-        let r = macros::evaluate(expr, &self.gen.macros, &mut self.budget);
-        eprintln!("DEBUGEVAL {:?} {} -> {:?}", t0.elapsed(), String::from_utf8_lossy(expr), r.as_ref().map(|e| e.names.len()));
-        match r {
+        // A remembered failure fails fast until a symbol it looked up changes.
+        if let Some(deps) = self.gen.eval_failures.get(expr) {
+            if valid(&deps) {
+                return Err(limit_error(expr));
+            }
+        }
+        let used_before = self.budget.used();
+        match macros::evaluate_with(
+            expr,
+            &self.gen.macros,
+            &mut self.budget,
+            !self.no_unexpanded,
+        ) {
             Ok(e) => {
+                if !e.complete {
+                    self.counters
+                        .incomplete_evaluations
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 let e = Arc::new(e);
                 self.gen.evals.insert(Arc::from(expr), e.clone());
                 Ok(e)
             }
-            Err(EvalError::Budget) => Err(budget_err(&self.budget)),
-            Err(EvalError::Capped) | Err(EvalError::Widened(_)) => {
+            Err(f) if f.error == EvalError::Budget => {
+                // An evaluation that alone took most of a request's budget would do so
+                // again: remember it like a bound.
+                if self.budget.used().saturating_sub(used_before) > self.budget.limit() / 2 {
+                    self.gen
+                        .eval_failures
+                        .insert(Arc::from(expr), Arc::new(f.deps));
+                }
+                Err(budget_err(&self.budget))
+            }
+            Err(f) => {
                 self.counters
                     .capped_evaluations
                     .fetch_add(1, Ordering::Relaxed);
-                Err(AnalysisError::MacroLimit(format!(
-                    "computed include '{}' has too many possible expansions",
-                    String::from_utf8_lossy(expr)
-                )))
+                self.gen
+                    .eval_failures
+                    .insert(Arc::from(expr), Arc::new(f.deps));
+                Err(limit_error(expr))
             }
         }
     }

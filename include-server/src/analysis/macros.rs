@@ -15,10 +15,28 @@
 //! symbol may be undefined). The result is the set of every possible expansion; each
 //! value that starts with a string literal or a `<`...`>` sequence is a header name.
 //!
+//! Pruning: along one expansion path a symbol keeps the definition it was first expanded
+//! with (sound: definitions do not change within one directive), and definitions of
+//! multiply-defined macros from different branches of one `#if` chain of one file are not
+//! combined (one inclusion takes one branch; the assumption fails only for a file included
+//! several times under different conditions that leaves two such macros from different
+//! branches live at once); a value reached under several sets of such choices keeps only
+//! their common part. At the top level a
+//! value is dropped as soon as its first token shows it cannot be a header name. A symbol
+//! with more than [`WIDEN_MIN_DEFS`] definitions that are all single numbers (iteration
+//! counters) is first expanded to one opaque value; the pass is redone with all its
+//! values only if that value is pasted, stringized or spelled into a header name.
+//!
+//! Two passes: the first expands every defined macro; the second also leaves `#undef`'d
+//! symbols unexpanded. The second has a smaller bound ([`MAX_STEPS_UNDEFINED_PASS`]); when it hits it, the names of the
+//! first stand and [`Evaluation::complete`] is false (counted by the caller): a header
+//! spelled with the literal name of a macro that is undefined at that point could then be
+//! missed.
+//!
 //! Bounds (never a blow-up): at most [`MAX_STEPS`] token steps and [`MAX_VALUES`] distinct
-//! values per evaluation, and a recursion depth of [`MAX_DEPTH`]. Reaching one returns
-//! [`EvalError::Capped`]; the caller then fails the request (the client preprocesses
-//! locally, which is always correct) rather than risk a missed header.
+//! values per evaluation, and a recursion depth of [`MAX_DEPTH`]. Reaching one in the first
+//! pass returns [`EvalError::Capped`]; the caller then fails the request (the client
+//! preprocesses locally, which is always correct) rather than risk a missed header.
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -30,6 +48,8 @@ use super::shard::ShardedMap;
 
 /// Token steps allowed in one evaluation.
 pub const MAX_STEPS: u64 = 40_000_000;
+/// Token steps allowed in the second ("possibly undefined") pass.
+pub const MAX_STEPS_UNDEFINED_PASS: u64 = 2_000_000;
 /// Distinct values (also alternatives alive at once) allowed in one evaluation.
 pub const MAX_VALUES: usize = 20_000;
 /// Nesting depth of argument pre-expansion.
@@ -372,6 +392,69 @@ pub struct Evaluation {
 
 type HideSet = Rc<Vec<Sym>>;
 
+/// A fast non-cryptographic hasher (FxHash) for the evaluator's own maps; keys are not
+/// attacker-chosen in a way that matters (one request's CPU budget bounds the damage).
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl std::hash::Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Fx {
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type FxBuild = std::hash::BuildHasherDefault<Fx>;
+type FxMap<K, V> = HashMap<K, V, FxBuild>;
+type FxSet<K> = HashSet<K, FxBuild>;
+
+/// A hide set compared by identity (cheap to hash; equal contents under different
+/// identities only cost a memo miss).
+#[derive(Clone, Debug)]
+struct HsId(Option<HideSet>);
+
+impl PartialEq for HsId {
+    fn eq(&self, o: &HsId) -> bool {
+        match (&self.0, &o.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+impl Eq for HsId {}
+impl std::hash::Hash for HsId {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_usize(self.0.as_ref().map_or(0, |r| Rc::as_ptr(r) as usize));
+    }
+}
+
 #[derive(Clone, Debug)]
 struct ETok {
     tok: Tok,
@@ -412,7 +495,7 @@ struct Evaluator<'a> {
     steps: u64,
     seen: std::collections::HashMap<Sym, Arc<Symbol>>,
     depth: usize,
-    memo: std::collections::HashMap<Vec<(Tok, Option<HideSet>)>, Rc<Vec<Value>>>,
+    memo: FxMap<Vec<(Tok, HsId)>, Rc<Vec<Value>>>,
     /// Whether a possibly-undefined symbol may also be left unexpanded.
     allow_undefined: bool,
     max_steps: u64,
@@ -432,39 +515,85 @@ pub fn evaluate(
     expr: &[u8],
     table: &MacroTable,
     budget: &mut Budget,
-) -> Result<Evaluation, EvalError> {
+) -> Result<Evaluation, EvalFailure> {
+    evaluate_with(expr, table, budget, true)
+}
+
+/// [`evaluate`], choosing whether the "possibly undefined" pass runs
+/// (`--unsafe_no_unexpanded_functions` turns it off).
+pub fn evaluate_with(
+    expr: &[u8],
+    table: &MacroTable,
+    budget: &mut Budget,
+    undefined_pass: bool,
+) -> Result<Evaluation, EvalFailure> {
     let input: Vec<ETok> = tokenize(expr)
         .into_iter()
         .map(|tok| ETok { tok, hs: None })
         .collect();
     let mut exact = HashSet::new();
+    let mut seen = Seen::new();
+    let deps_of = |seen: Seen| -> Vec<(Sym, u64)> {
+        let mut deps: Vec<(Sym, u64)> = seen.into_iter().map(|(k, s)| (k, s.version())).collect();
+        deps.sort();
+        deps
+    };
     // Pass 1: every macro that has definitions is expanded by one of them.
-    let (mut names, mut seen) = run_pass(table, budget, &input, false, MAX_STEPS, &mut exact)?;
+    let mut names = match run_pass(
+        table, budget, &input, false, MAX_STEPS, &mut exact, &mut seen,
+    ) {
+        Ok(n) => n,
+        Err(error) => {
+            return Err(EvalFailure {
+                error,
+                deps: deps_of(seen),
+            })
+        }
+    };
     let mut complete = true;
     // Pass 2: a symbol that was `#undef`'d somewhere may also be undefined here. This
     // pass has a smaller bound; when it is exceeded, pass 1's names stand alone.
-    let needs_pass2 = seen
-        .values()
-        .any(|s| s.maybe_undefined && !s.defs.is_empty());
+    let needs_pass2 = undefined_pass
+        && seen
+            .values()
+            .any(|s| s.maybe_undefined && !s.defs.is_empty());
     if needs_pass2 {
-        match run_pass(table, budget, &input, true, MAX_STEPS / 4, &mut exact) {
-            Ok((n2, s2)) => {
-                names.extend(n2);
-                seen.extend(s2);
-            }
+        match run_pass(
+            table,
+            budget,
+            &input,
+            true,
+            MAX_STEPS_UNDEFINED_PASS,
+            &mut exact,
+            &mut seen,
+        ) {
+            Ok(n2) => names.extend(n2),
             Err(EvalError::Capped) => complete = false,
-            Err(e) => return Err(e),
+            Err(error) => {
+                return Err(EvalFailure {
+                    error,
+                    deps: deps_of(seen),
+                })
+            }
         }
     }
     let mut names: Vec<HeaderName> = names.into_iter().collect();
     names.sort();
-    let mut deps: Vec<(Sym, u64)> = seen.into_iter().map(|(k, s)| (k, s.version())).collect();
-    deps.sort();
     Ok(Evaluation {
         names,
-        deps,
+        deps: deps_of(seen),
         complete,
     })
+}
+
+/// A failed evaluation: why, and the symbols it had looked up (with their versions) so a
+/// caller can remember the failure until one of them changes.
+#[derive(Debug, Clone)]
+pub struct EvalFailure {
+    /// Why.
+    pub error: EvalError,
+    /// Symbols looked up so far.
+    pub deps: Vec<(Sym, u64)>,
 }
 
 type Seen = std::collections::HashMap<Sym, Arc<Symbol>>;
@@ -478,8 +607,8 @@ fn run_pass(
     allow_undefined: bool,
     max_steps: u64,
     exact: &mut HashSet<Sym>,
-) -> Result<(HashSet<HeaderName>, Seen), EvalError> {
-    let mut seen_all = Seen::new();
+    seen_all: &mut Seen,
+) -> Result<HashSet<HeaderName>, EvalError> {
     loop {
         let mut ev = Evaluator {
             table,
@@ -509,7 +638,7 @@ fn run_pass(
         });
         seen_all.extend(ev.seen);
         match r {
-            Ok(names) => return Ok((names, seen_all)),
+            Ok(names) => return Ok(names),
             Err(EvalError::Widened(sym)) => {
                 if !exact.insert(sym) || exact.len() > 64 {
                     return Err(EvalError::Capped);
@@ -528,9 +657,10 @@ fn wild_symbol(t: &Tok) -> Option<Sym> {
 /// Whether every definition of `sym` is a single number and there are many.
 fn widenable(sym: &Symbol) -> bool {
     sym.defs.len() > WIDEN_MIN_DEFS
-        && sym.defs.iter().all(|d| {
-            d.params.is_none() && d.body.len() == 1 && d.body[0].kind == Kind::Number
-        })
+        && sym
+            .defs
+            .iter()
+            .all(|d| d.params.is_none() && d.body.len() == 1 && d.body[0].kind == Kind::Number)
 }
 
 /// The spelling of a token sequence, one space where whitespace was.
@@ -603,10 +733,10 @@ impl Evaluator<'_> {
     /// first token is anything else. Nested expansions (macro arguments) are memoized by
     /// their input within the evaluation.
     fn expand(&mut self, input: Vec<ETok>, top: bool) -> Result<Rc<Vec<Value>>, EvalError> {
-        let key: Option<Vec<(Tok, Option<HideSet>)>> = (!top).then(|| {
+        let key: Option<Vec<(Tok, HsId)>> = (!top).then(|| {
             input
                 .iter()
-                .map(|e| (e.tok.clone(), e.hs.clone()))
+                .map(|e| (e.tok.clone(), HsId(e.hs.clone())))
                 .collect()
         });
         if let Some(k) = &key {
@@ -634,8 +764,8 @@ impl Evaluator<'_> {
         let mut results: Vec<Value> = Vec::new();
         // Values are deduplicated by tokens; a value reached under several choice sets
         // keeps only what they have in common (sound: fewer constraints).
-        let mut seen_results: HashMap<Vec<Tok>, usize> = HashMap::new();
-        let mut seen_states: HashSet<StateKey> = HashSet::new();
+        let mut seen_results: FxMap<Vec<Tok>, usize> = FxMap::default();
+        let mut seen_states: FxSet<StateKey> = FxSet::default();
         let mut work = vec![State {
             out: Vec::new(),
             rest: input,
@@ -710,16 +840,14 @@ impl Evaluator<'_> {
             // along a path: its definition cannot change within one directive.
             let constrained = sym.defs.len() > 1 || (sym.maybe_undefined && self.allow_undefined);
             let skey = symbol_key(&name);
-            let mut branches: Vec<State> = Vec::new();
+            // Each branch: the replacement and how much of the rest it keeps.
+            let mut pending: Vec<(Vec<ETok>, usize, Choices)> = Vec::new();
             let mut keep_unexpanded = false;
             let mut unexpanded_choices = st.choices.clone();
             if sym.maybe_undefined && self.allow_undefined {
-                match merge(&st.choices, &Arc::new(vec![(skey, u32::MAX)])) {
-                    Some(c) => {
-                        keep_unexpanded = true;
-                        unexpanded_choices = c;
-                    }
-                    None => {}
+                if let Some(c) = merge(&st.choices, &Arc::new(vec![(skey, u32::MAX)])) {
+                    keep_unexpanded = true;
+                    unexpanded_choices = c;
                 }
             }
             for (di, def) in sym.defs.iter().enumerate() {
@@ -741,13 +869,7 @@ impl Evaluator<'_> {
                     None => {
                         let hs = hs_union(&t.hs, std::slice::from_ref(&name));
                         for (b, c) in self.subst(def, &[], &hs, &choices)? {
-                            let mut rest = st.rest.clone();
-                            rest.extend(b.into_iter().rev());
-                            branches.push(State {
-                                out: st.out.clone(),
-                                rest,
-                                choices: c,
-                            });
+                            pending.push((b, st.rest.len(), c));
                         }
                     }
                     Some(params) => {
@@ -767,17 +889,36 @@ impl Evaluator<'_> {
                         self.step(consumed as u64)?;
                         let base_len = st.rest.len() - consumed;
                         for (b, c) in self.subst(def, &args, &hs, &choices)? {
-                            let mut rest = st.rest[..base_len].to_vec();
-                            rest.extend(b.into_iter().rev());
-                            branches.push(State {
-                                out: st.out.clone(),
-                                rest,
-                                choices: c,
-                            });
+                            pending.push((b, base_len, c));
                         }
                     }
                 }
             }
+            if pending.len() + usize::from(keep_unexpanded) == 1 {
+                // One way on: reuse the state without copying or deduplicating it.
+                if let Some((b, keep, c)) = pending.pop() {
+                    st.rest.truncate(keep);
+                    st.rest.extend(b.into_iter().rev());
+                    st.choices = c;
+                } else {
+                    st.out.push(t);
+                    st.choices = unexpanded_choices;
+                }
+                work.push(st);
+                continue;
+            }
+            let mut branches: Vec<State> = pending
+                .into_iter()
+                .map(|(b, keep, c)| {
+                    let mut rest = st.rest[..keep].to_vec();
+                    rest.extend(b.into_iter().rev());
+                    State {
+                        out: st.out.clone(),
+                        rest,
+                        choices: c,
+                    }
+                })
+                .collect();
             if keep_unexpanded {
                 let mut s2 = State {
                     out: st.out.clone(),
@@ -788,10 +929,6 @@ impl Evaluator<'_> {
                 branches.push(s2);
             }
             for b in branches {
-                if branches_single(&b) {
-                    work.push(b);
-                    continue;
-                }
                 let key = (
                     b.out.iter().map(|e| e.tok.clone()).collect::<Vec<_>>(),
                     b.rest.iter().map(|e| e.tok.clone()).collect::<Vec<_>>(),
@@ -996,7 +1133,7 @@ impl Evaluator<'_> {
 /// Adds a value, or loosens the choices of an equal one.
 fn add_value(
     results: &mut Vec<Value>,
-    seen: &mut HashMap<Vec<Tok>, usize>,
+    seen: &mut FxMap<Vec<Tok>, usize>,
     v: Vec<Tok>,
     choices: Choices,
 ) -> Result<(), EvalError> {
@@ -1022,11 +1159,6 @@ fn symbol_key(name: &[u8]) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
     std::hash::Hash::hash(&(b"symbol", name), &mut h);
     std::hash::Hasher::finish(&h)
-}
-
-/// Whether a state needs no deduplication (nothing expanded yet).
-fn branches_single(b: &State) -> bool {
-    b.out.is_empty() && b.rest.is_empty()
 }
 
 fn placemarker() -> ETok {
@@ -1067,7 +1199,10 @@ fn paste_into(os: &mut Vec<ETok>, piece: Vec<ETok>) -> Result<(), EvalError> {
     let Some(right) = piece.next() else {
         return Ok(());
     };
-    for t in [os.last().map(|e| &e.tok), Some(&right.tok)].into_iter().flatten() {
+    for t in [os.last().map(|e| &e.tok), Some(&right.tok)]
+        .into_iter()
+        .flatten()
+    {
         if let Some(w) = wild_symbol(t) {
             return Err(EvalError::Widened(w));
         }
@@ -1313,8 +1448,48 @@ mod tests {
         let t = table(&src);
         let mut b = Budget::start(Duration::from_secs(30));
         let r = evaluate(expr.as_bytes(), &t, &mut b);
-        assert_eq!(r.unwrap_err(), EvalError::Capped);
+        assert_eq!(r.unwrap_err().error, EvalError::Capped);
         assert!(b.used() < Duration::from_secs(30));
+    }
+
+    #[test]
+    fn branch_and_symbol_consistency() {
+        // Two variants chosen by the same #if chain never mix; a symbol takes one
+        // definition throughout one expansion.
+        let t = table(
+            "#if MSVC\n#define PRE msvc\n#define POST _m.h\n#else\n#define PRE gnu\n\
+             #define POST _g.h\n#endif\n#define STR(x) #x\n#define XSTR(x) STR(x)\n\
+             #define CAT(a,b) a##b\n#define XCAT(a,b) CAT(a,b)\n#define V one\n#define V two\n",
+        );
+        assert_eq!(
+            names(&t, "XSTR(XCAT(PRE, POST))"),
+            vec!["\"gnu_g.h\"", "\"msvc_m.h\""]
+        );
+        assert_eq!(
+            names(&t, "XSTR(V/V.h)"),
+            vec!["\"one/one.h\"", "\"two/two.h\""]
+        );
+    }
+
+    #[test]
+    fn widened_counters() {
+        let mut src = String::from(
+            "#define STR(x) #x\n#define XSTR(x) STR(x)\n#define CAT(a,b) a##b\n\
+             #define XCAT(a,b) CAT(a,b)\n#define SECOND(a, b) b\n",
+        );
+        for i in 0..20 {
+            src.push_str(&format!("#define N {i}\n"));
+        }
+        src.push_str("#define FILE SECOND(N, <fixed.h>)\n");
+        let t = table(&src);
+        // The counter's value is discarded: one opaque value suffices.
+        assert_eq!(names(&t, "FILE"), vec!["<fixed.h>"]);
+        // Pasted into the name: every value is enumerated.
+        let n = names(&t, "XSTR(XCAT(f, N).h)");
+        assert_eq!(n.len(), 20);
+        assert!(n.contains(&"\"f17.h\"".to_string()));
+        // Spelled inside <...>.
+        assert_eq!(names(&t, "<d/N>").len(), 20);
     }
 
     #[test]

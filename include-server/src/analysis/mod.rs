@@ -37,8 +37,15 @@
 //!   preprocessing), `#embed` files shipped.
 //! - Macros (7.5, 7.10): a token-based evaluator with hide sets, `__VA_ARGS__`,
 //!   `__VA_OPT__`, proper `#` and `##` (placemarkers, re-lexing), rescanning into the rest
-//!   of the line; definitions are a set; a bounded evaluation fails the request cleanly
-//!   (`macro_limit`) instead of burning the CPU budget.
+//!   of the line; definitions are a set; the compiler's predefined macros (`-dM`) are in
+//!   the table, so `linux`, `__x86_64__` and friends expand as they would; `-U`/`#undef`
+//!   make "undefined" a possibility (Python ignores them). Along one expansion a symbol
+//!   keeps one definition, and definitions from different branches of one `#if` chain are
+//!   not mixed; counters with many numeric values are widened to one opaque value unless
+//!   the value reaches a header name. This is what lets Boost.Preprocessor iteration
+//!   (`BOOST_PP_ITERATE()`, `BOOST_PP_FILENAME_1`) resolve exactly where Python times out.
+//!   A bounded evaluation fails the request cleanly (`macro_limit`) instead of burning
+//!   the CPU budget.
 //! - Graph (5.8): a fixpoint re-evaluates computed includes whose macros gained
 //!   definitions during the walk, so a request never misses an expansion because of the
 //!   order files were parsed in.
@@ -170,6 +177,9 @@ pub struct AnalysisStats {
     pub capped_evaluations: u64,
     /// Absolute includes ignored under `--unsafe_absolute_includes`.
     pub ignored_absolute_includes: u64,
+    /// Computed includes whose "possibly undefined" evaluation pass hit its bound: their
+    /// names assume every macro used is defined (see [`macros`]).
+    pub incomplete_evaluations: u64,
     /// Cache generations dropped by [`Analyzer::reset`].
     pub resets: u64,
 }
@@ -261,6 +271,7 @@ impl Analyzer {
             cfg: cfg.clone(),
             budget,
             unsafe_absolute: self.config.unsafe_absolute_includes,
+            no_unexpanded: self.config.no_unexpanded_functions,
         };
         let mut walk = Walk::default();
         let mut source_real = None;
@@ -341,6 +352,7 @@ impl Analyzer {
             graph_cache_hits: l(&c.graph_cache_hits),
             capped_evaluations: l(&c.capped_evaluations),
             ignored_absolute_includes: l(&c.ignored_absolute_includes),
+            incomplete_evaluations: l(&c.incomplete_evaluations),
             resets: l(&self.resets),
         }
     }

@@ -186,7 +186,8 @@ fn skip_raw_string(s: &[u8], i: usize) -> Option<usize> {
 /// Scans a whole file.
 pub fn scan(s: &[u8]) -> Scan {
     let mut out = Scan::default();
-    let mut i = 0;
+    // A UTF-8 byte-order mark is not part of the first line.
+    let mut i = if s.starts_with(b"\xef\xbb\xbf") { 3 } else { 0 };
     let mut line_start = true;
     let mut line = Vec::new();
     while i < s.len() {
@@ -568,6 +569,8 @@ mod tests {
             (b"%:include \"digraph.h\"\n", vec![q("digraph.h")]),
             (b"#if 0\n#include \"dead.h\"\n#endif\n", vec![q("dead.h")]),
             (b"#include \"nolf.h\"", vec![q("nolf.h")]),
+            (b"\xef\xbb\xbf#include \"bom.h\"\n", vec![q("bom.h")]),
+            (b"\x0c #include \"ff.h\"\n", vec![q("ff.h")]),
         ];
         for (src, want) in cases {
             assert_eq!(&incs(src), want, "{}", String::from_utf8_lossy(src));

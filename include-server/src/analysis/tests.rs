@@ -165,6 +165,10 @@ fn budget_and_macro_limit() {
     let e = a.analyze(r, &argv("gcc -c x.c"), BUDGET).unwrap_err();
     assert_eq!(e.reason(), "macro_limit", "{e}");
     assert_eq!(a.stats().capped_evaluations, 1);
+    // The failure is remembered: the next request fails fast without re-evaluating.
+    let e = a.analyze(r, &argv("gcc -c x.c"), BUDGET).unwrap_err();
+    assert_eq!(e.reason(), "macro_limit", "{e}");
+    assert_eq!(a.stats().capped_evaluations, 1);
     let e = a
         .analyze(r, &argv("gcc -c x.c"), Duration::from_nanos(1))
         .unwrap_err();
@@ -241,4 +245,12 @@ fn concurrent_requests_share_caches() {
         h.join().unwrap();
     }
     assert!(a.stats().compiler_probes >= 1);
+}
+
+#[test]
+fn engine_is_shareable_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Analyzer>();
+    shareable::<Closure>();
+    shareable::<AnalysisError>();
 }
