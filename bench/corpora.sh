@@ -5,7 +5,8 @@
 #
 #   bench/corpora.sh [ROOT]      (default ROOT: ${PUMPBENCH_ROOT:-${TMPDIR:-/tmp}/pumpbench})
 #
-# Leaves, under ROOT: git/ (git-make-n.txt: `make -n` of libgit.a and friends),
+# Leaves, under ROOT: git/ (git-make-n.txt: `make -n` of libgit.a and friends;
+# git-make-n-all.txt: the same and the `git` binary),
 # leveldb/ and ninja/ (build/compile_commands.json from cmake), and versions.txt.
 set -euo pipefail
 root=$(realpath -m "${1:-${PUMPBENCH_ROOT:-${TMPDIR:-/tmp}/pumpbench}}")
@@ -23,7 +24,7 @@ need() {
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
 }
-need dpkg-dev cmake make gcc g++ zlib1g-dev xz-utils
+need dpkg-dev cmake make gcc g++ zlib1g-dev xz-utils libboost-dev binutils
 if ! grep -qs '^Types: deb-src' /etc/apt/sources.list.d/*.sources; then
   sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources |
     "${sudo[@]}" tee /etc/apt/sources.list.d/deb-src.sources >/dev/null
@@ -47,6 +48,9 @@ if [ ! -s git/git-make-n.txt ]; then
   (cd git && make -s command-list.h config-list.h hook-list.h >/dev/null &&
     make -n V=1 libgit.a xdiff/lib.a reftable/libreftable.a > git-make-n.txt 2>/dev/null)
 fi
+# The suite's git corpus: the libraries plus the `git` binary's own objects (396 TUs).
+[ -s git/git-make-n-all.txt ] ||
+  (cd git && make -n V=1 libgit.a xdiff/lib.a reftable/libreftable.a git > git-make-n-all.txt 2>/dev/null)
 fetch leveldb leveldb
 [ -s leveldb/build/compile_commands.json ] ||
   cmake -S leveldb -B leveldb/build -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
@@ -54,6 +58,9 @@ fetch leveldb leveldb
 fetch ninja-build ninja
 [ -s ninja/build/compile_commands.json ] ||
   cmake -S ninja -B ninja/build -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DBUILD_TESTING=OFF >/dev/null
+# browse.cc includes a header generated at build time; gcc -MM needs it.
+[ -s ninja/build/build/browse_py.h ] ||
+  (cd ninja/build && make -s -f CMakeFiles/ninja.dir/build.make build/browse_py.h >/dev/null)
 
 ls ./*.dsc | sed 's/^\.\///; s/\.dsc$//' > versions.txt
 echo "$root"

@@ -5,6 +5,7 @@
 #   bench/run.sh [ROOT]          (ROOT as in bench/corpora.sh)
 #
 # Prints one table per corpus (medians; ratios are python / rust, higher is better for us).
+# The whole suite (remote builds, pump start-up, plots, targets) is bench/suite.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD

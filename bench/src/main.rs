@@ -293,6 +293,14 @@ struct Report {
     missed: Vec<String>,
     /// Files (`.lzo`, `.lzo.abs`) shipped over all warm replies.
     files_shipped: usize,
+    /// Non-system files `gcc -MM` lists, over all requests (with --recall).
+    gcc_mm_files: usize,
+    /// Requests that failed outright (connection refused or reset, malformed reply).
+    errors: usize,
+    /// Each warm request's latency, in command order.
+    warm_ms: Vec<f64>,
+    /// Each warm reply's number of shipped files, in command order.
+    files: Vec<usize>,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -318,9 +326,13 @@ fn measure(imp: &Impl, commands: &[Compile], deps: &[Vec<PathBuf>], cli: &Cli) -
         colds.push(ms(t.elapsed()));
     }
     let server = imp.start()?;
+    let mut errors = 0;
     let t = Instant::now();
     for c in commands {
-        server.request(c)?;
+        if let Err(e) = server.request(c) {
+            errors += 1;
+            eprintln!("pump-bench: {}: request failed: {e:#}", imp.name());
+        }
     }
     let first_pass = ms(t.elapsed());
     let mut warm = Vec::new();
@@ -329,9 +341,14 @@ fn measure(imp: &Impl, commands: &[Compile], deps: &[Vec<PathBuf>], cli: &Cli) -
     let mut recall_misses = 0;
     let mut missed = Vec::new();
     let mut files_shipped = 0;
+    let mut per_request = Vec::new();
     for (i, c) in commands.iter().enumerate() {
         let t = Instant::now();
-        let paths = server.request_paths(c)?;
+        let paths = server.request_paths(c).unwrap_or_else(|e| {
+            errors += 1;
+            eprintln!("pump-bench: {}: request failed: {e:#}", imp.name());
+            Vec::new()
+        });
         warm.push(ms(t.elapsed()));
         let n = paths.len();
         files.push(n as f64);
@@ -340,6 +357,7 @@ fn measure(imp: &Impl, commands: &[Compile], deps: &[Vec<PathBuf>], cli: &Cli) -
         }
         let shipped = shipped_files(&paths);
         files_shipped += shipped.len();
+        per_request.push(shipped.len());
         if let Some(deps) = deps.get(i) {
             let miss: Vec<&PathBuf> = deps.iter().filter(|d| !shipped.contains(*d)).collect();
             if !miss.is_empty() && n > 0 {
@@ -352,6 +370,7 @@ fn measure(imp: &Impl, commands: &[Compile], deps: &[Vec<PathBuf>], cli: &Cli) -
             }
         }
     }
+    let warm_ms = warm.clone();
     let mut sorted = warm.clone();
     sorted.sort_by(|a, b| a.total_cmp(b));
     let p90 = sorted.get(sorted.len() * 9 / 10).copied().unwrap_or(0.0);
@@ -375,8 +394,10 @@ fn measure(imp: &Impl, commands: &[Compile], deps: &[Vec<PathBuf>], cli: &Cli) -
                         if i >= total || t.elapsed() > cap {
                             return Ok(());
                         }
-                        server.request(&commands[i % commands.len()])?;
-                        done.fetch_add(1, Ordering::SeqCst);
+                        // A failed request is not counted as served.
+                        if server.request(&commands[i % commands.len()]).is_ok() {
+                            done.fetch_add(1, Ordering::SeqCst);
+                        }
                     }
                 })
             })
@@ -403,6 +424,10 @@ fn measure(imp: &Impl, commands: &[Compile], deps: &[Vec<PathBuf>], cli: &Cli) -
         recall_misses,
         missed,
         files_shipped,
+        gcc_mm_files: deps.iter().map(Vec::len).sum(),
+        errors,
+        warm_ms,
+        files: per_request,
     })
 }
 
@@ -528,7 +553,11 @@ fn print_table(label: &str, reports: &[Report]) {
         if reports.len() == 2 {
             let (a, b) = (f(&reports[0]), f(&reports[1]));
             let ratio = if higher_better { a / b } else { b / a };
-            line.push_str(&format!(" {ratio:.1}x |"));
+            if ratio.is_finite() {
+                line.push_str(&format!(" {ratio:.1}x |"));
+            } else {
+                line.push_str(" – |");
+            }
         }
         println!("{line}");
     };
@@ -570,6 +599,13 @@ fn print_table(label: &str, reports: &[Report]) {
         "",
         false,
     );
+    row(
+        "files gcc -MM lists, all requests",
+        &|r| r.gcc_mm_files as f64,
+        "",
+        false,
+    );
+    row("failed requests", &|r| r.errors as f64, "", false);
     row(
         "replies missing a gcc -MM file",
         &|r| r.recall_misses as f64,

@@ -18,7 +18,7 @@
 //! files are written to a temporary name and renamed, under a per-file lock so that two
 //! requests racing on the same file both wait for the one complete copy.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
@@ -137,7 +137,7 @@ impl Mirror {
             root,
             force_dirs,
             shadow: Mutex::new(Shadow::default()),
-            compressed: Mutex::new(HashMap::new()),
+            compressed: Mutex::new(HashMap::default()),
             temp_counter: AtomicU64::new(0),
             files_compressed: AtomicU64::new(0),
             compression_hits: AtomicU64::new(0),
@@ -176,7 +176,7 @@ impl Mirror {
             }
         }
         let mut reply = Reply::default();
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         let system_dirs = self.lock_shadow().system_dirs.clone();
         for file in &closure.files {
             if under_any(&file.realpath, &system_dirs) {

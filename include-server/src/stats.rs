@@ -36,6 +36,15 @@ pub struct Stats {
     pub parse_cache_hits: u64,
     /// Compiler probes run (from the analysis).
     pub compiler_probes: u64,
+    /// Include graphs reused across requests (from the analysis).
+    pub graph_cache_hits: u64,
+    /// Computed includes too heavy to expand exactly, answered with a conservative
+    /// superset of the files they could name (from the analysis).
+    pub approximated_evaluations: u64,
+    /// Computed-include evaluations cut short on their second pass (from the analysis).
+    pub incomplete_evaluations: u64,
+    /// Absolute includes ignored under `--unsafe_absolute_includes` (from the analysis).
+    pub ignored_absolute_includes: u64,
     /// Files compressed into client roots, all generations.
     pub files_compressed: u64,
     /// Compressions answered by an earlier one.
@@ -96,6 +105,10 @@ impl Stats {
         self.files_parsed = analysis.files_parsed;
         self.parse_cache_hits = analysis.parse_cache_hits;
         self.compiler_probes = analysis.compiler_probes;
+        self.graph_cache_hits = analysis.graph_cache_hits;
+        self.approximated_evaluations = analysis.approximated_evaluations;
+        self.incomplete_evaluations = analysis.incomplete_evaluations;
+        self.ignored_absolute_includes = analysis.ignored_absolute_includes;
         self.files_compressed = mirrors.files_compressed;
         self.compression_cache_hits = mirrors.compression_hits;
         self.bytes_read = mirrors.bytes_read;

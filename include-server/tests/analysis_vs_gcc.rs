@@ -1,6 +1,7 @@
 //! The analysis against GCC itself: for every fixture translation unit, the closure holds
 //! every non-system file `gcc -MM` lists with the same flags, and every file `gcc -M`
-//! reads is either in the closure or was reached by the walk (system files).
+//! reads is either in the closure or was reached by the walk (system files; a system file
+//! only an approximated computed include opens may be left unwalked).
 //!
 //! The fixture (`tests/fixtures/analysis/proj`) is copied to a temp dir per run; the
 //! absolute `-I` dir and the symlinked include dir are made there at test time.
@@ -117,7 +118,13 @@ fn check(fx: &Fixture, compiler: &str, args: &[String]) -> Closure {
     );
     let all = make_deps(compiler, "-M", args, &fx.dir);
     let seen = reached(&closure);
-    let unreached: Vec<_> = all.difference(&seen).collect();
+    // An approximated computed include ships every file it could open outside the
+    // system dirs instead of walking into the system files it names.
+    let approximated = fx.analyzer.stats().approximated_evaluations > 0;
+    let unreached: Vec<_> = all
+        .difference(&seen)
+        .filter(|f| !(approximated && closure.system_dirs.iter().any(|d| f.starts_with(d))))
+        .collect();
     assert!(
         unreached.is_empty(),
         "{compiler} {args:?}: walk never reached {unreached:?}"

@@ -14,7 +14,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::wire::{self, tags, ArgvLimits};
@@ -28,10 +28,10 @@ struct Compile {
 
 impl Compile {
     fn source(&self) -> &str {
+        let exts = [".c", ".cc", ".cpp", ".cxx"];
         self.argv
             .iter()
-            .rev()
-            .find(|a| !a.starts_with('-'))
+            .find(|a| exts.iter().any(|e| a.ends_with(e)))
             .map(String::as_str)
             .unwrap_or("?")
     }
@@ -162,15 +162,18 @@ impl Server {
             .expect("temp dir");
         let socket = dir.path().join("socket");
         let pid_file = dir.path().join("pid");
-        // The launcher returns once the socket accepts.
-        Run::of(
-            Command::new(bin("include_server"))
-                .arg("--port")
-                .arg(&socket)
-                .arg("--pid_file")
-                .arg(&pid_file),
-        )
-        .expect_success();
+        // The launcher returns once the socket accepts. The daemon keeps stderr for its
+        // warnings, so its output is not captured (a pipe would stay open).
+        let status = Command::new(bin("include_server"))
+            .arg("--port")
+            .arg(&socket)
+            .arg("--pid_file")
+            .arg(&pid_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .expect("running include_server");
+        assert!(status.success(), "include_server failed to start: {status}");
         let pid = std::fs::read_to_string(&pid_file)
             .expect("pid file")
             .trim()

@@ -11,7 +11,7 @@
 //! Textual spellings (for `paths_used` and `.abs`) are rebuilt per request from
 //! [`DirRef`]s, so one memo serves any spelling of the same node.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,7 +91,38 @@ pub struct Config {
 impl Config {
     /// Whether a realpath is under a compiler default dir.
     pub fn is_system(&self, real: &Path) -> bool {
-        self.key.system.iter().any(|d| real.starts_with(d))
+        self.key.system.iter().any(|d| path_has_prefix(real, d))
+    }
+}
+
+/// `real.starts_with(dir)` for normalised absolute paths, over bytes (the component-wise
+/// `Path::starts_with` dominated warm requests): `dir` is a prefix ending at a `/`.
+fn path_has_prefix(real: &Path, dir: &Path) -> bool {
+    let (r, d) = (
+        real.as_os_str().as_encoded_bytes(),
+        dir.as_os_str().as_encoded_bytes(),
+    );
+    let d = d.strip_suffix(b"/").unwrap_or(d);
+    r.starts_with(d) && (r.len() == d.len() || r[d.len()] == b'/' || d.is_empty())
+}
+
+/// A path hashed and compared by its bytes: the walk's paths are realpaths (no `.`, `..`
+/// or doubled `/`), for which byte equality is path equality, and hashing bytes is much
+/// cheaper than `Path`'s component-wise hash.
+#[derive(Clone, Debug)]
+struct PathBytes(Arc<Path>);
+
+impl PartialEq for PathBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_os_str().as_encoded_bytes() == other.0.as_os_str().as_encoded_bytes()
+    }
+}
+
+impl Eq for PathBytes {}
+
+impl std::hash::Hash for PathBytes {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.as_os_str().as_encoded_bytes().hash(state)
     }
 }
 
@@ -128,6 +159,10 @@ pub struct Edges {
     pub children: Vec<Child>,
     /// Macro symbols the computed includes looked up, with their versions.
     pub deps: Vec<(Sym, u64)>,
+    /// A computed include was approximated.
+    pub approximated: bool,
+    /// A computed include was evaluated exactly.
+    pub exact_computed: bool,
 }
 
 impl Edges {
@@ -154,13 +189,24 @@ pub struct Counters {
     pub compiler_probes: AtomicU64,
     /// Edge lists answered from the memo.
     pub graph_cache_hits: AtomicU64,
-    /// Evaluations stopped by a bound.
+    /// Evaluations stopped by the evaluator's hard bound (each failed its request unless
+    /// it was approximated).
     pub capped_evaluations: AtomicU64,
     /// Absolute includes ignored under `--unsafe_absolute_includes`.
     pub ignored_absolute_includes: AtomicU64,
     /// Evaluations whose "possibly undefined" pass hit its bound (names assume every
     /// macro used is defined).
     pub incomplete_evaluations: AtomicU64,
+    /// Computed includes replaced by their sound approximation (see [`Ctx::edges`]).
+    pub approximated_evaluations: AtomicU64,
+}
+
+/// How one computed include is covered.
+enum Computed {
+    /// Its evaluation: resolve every name.
+    Exact(Arc<Evaluation>),
+    /// Its approximation: every shipped file it could open.
+    Approximate,
 }
 
 /// All state of one cache generation.
@@ -184,7 +230,27 @@ pub struct Generation {
     /// Evaluations that hit a bound (or most of a budget), with the symbol versions
     /// they saw.
     pub eval_failures: ShardedMap<Arc<[u8]>, Arc<Deps>>,
+    /// Expressions whose evaluation went over [`SOFT_STEPS`]: where a cheap approximation
+    /// exists they are approximated at once. An evaluation only grows with the table, so
+    /// this holds for the whole generation.
+    pub heavy: ShardedMap<Arc<[u8]>, ()>,
+    /// The shipped files under one directory, by (configuration id, directory realpath):
+    /// names relative to the directory, `None` when over [`MAX_APPROX_FILES`].
+    pub listings: ShardedMap<(u64, Arc<Path>), Option<Listing>>,
 }
+
+/// Token steps a computed include may take before it is approximated, when its
+/// approximation ships at most [`CHEAP_APPROX_FILES`] files: about 10 ms of CPU time in an
+/// optimized build. Boost's heaviest expressions (`BOOST_PP_FILENAME_2` and friends, with
+/// every definition ever seen as a possible value) take seconds.
+pub const SOFT_STEPS: u64 = 100_000;
+/// An approximation shipping at most this many files is cheap: it is preferred to a
+/// heavy evaluation.
+pub const CHEAP_APPROX_FILES: usize = 256;
+/// An approximation would ship more files than this: a computed include that hits the
+/// evaluator's hard bound then fails its request (`macro_limit`), as shipping that many
+/// files with every compile costs more than preprocessing locally.
+pub const MAX_APPROX_FILES: usize = 1_000;
 
 /// Per-request context.
 pub struct Ctx<'a> {
@@ -201,6 +267,9 @@ pub struct Ctx<'a> {
     /// `--unsafe_no_unexpanded_functions`: skip the "possibly undefined" pass.
     pub no_unexpanded: bool,
 }
+
+/// The shipped files under a directory, as names relative to it.
+pub type Listing = Arc<Vec<Vec<u8>>>;
 
 /// Symbols looked up by an evaluation, with their versions.
 pub type Deps = Vec<(Sym, u64)>;
@@ -399,27 +468,51 @@ impl Ctx<'_> {
         )))
     }
 
-    fn evaluate(&mut self, expr: &[u8]) -> Result<Arc<Evaluation>, AnalysisError> {
+    /// Evaluates `expr`, stopping at `max_steps` (first pass) when `soft`; a soft stop
+    /// returns `Ok(None)` and marks the expression heavy.
+    fn evaluate(
+        &mut self,
+        expr: &[u8],
+        soft: bool,
+    ) -> Result<Option<Arc<Evaluation>>, AnalysisError> {
         let valid =
             |deps: &[(Sym, u64)]| deps.iter().all(|(s, v)| self.gen.macros.version(s) == *v);
         if let Some(e) = self.gen.evals.get(expr) {
-            if valid(&e.deps) {
-                return Ok(e);
+            if valid(&e.deps) && (e.complete || !soft) {
+                return Ok(Some(e));
             }
+        }
+        if soft && self.gen.heavy.get(expr).is_some() {
+            return Ok(None);
         }
         // A remembered failure fails fast until a symbol it looked up changes.
         if let Some(deps) = self.gen.eval_failures.get(expr) {
+            if soft {
+                return Ok(None);
+            }
             if valid(&deps) {
                 return Err(limit_error(expr));
             }
         }
         let used_before = self.budget.used();
-        match macros::evaluate_with(
+        let (steps, steps_undefined) = if soft {
+            (SOFT_STEPS, SOFT_STEPS.min(macros::MAX_STEPS_UNDEFINED_PASS))
+        } else {
+            (macros::MAX_STEPS, macros::MAX_STEPS_UNDEFINED_PASS)
+        };
+        let r = macros::evaluate_bounded(
             expr,
             &self.gen.macros,
             &mut self.budget,
             !self.no_unexpanded,
-        ) {
+            steps,
+            steps_undefined,
+        );
+        match r {
+            Ok(e) if soft && !e.complete => {
+                self.gen.heavy.insert(Arc::from(expr), ());
+                Ok(None)
+            }
             Ok(e) => {
                 if !e.complete {
                     self.counters
@@ -428,7 +521,7 @@ impl Ctx<'_> {
                 }
                 let e = Arc::new(e);
                 self.gen.evals.insert(Arc::from(expr), e.clone());
-                Ok(e)
+                Ok(Some(e))
             }
             Err(f) if f.error == EvalError::Budget => {
                 // An evaluation that alone took most of a request's budget would do so
@@ -440,6 +533,10 @@ impl Ctx<'_> {
                 }
                 Err(budget_err(&self.budget))
             }
+            Err(_) if soft => {
+                self.gen.heavy.insert(Arc::from(expr), ());
+                Ok(None)
+            }
             Err(f) => {
                 self.counters
                     .capped_evaluations
@@ -449,6 +546,93 @@ impl Ctx<'_> {
                     .insert(Arc::from(expr), Arc::new(f.deps));
                 Err(limit_error(expr))
             }
+        }
+    }
+
+    /// The directories an approximated computed include of `node` could open a shipped
+    /// file in, with where each was found: the node's own directory (for a quote form)
+    /// and every search directory, each when it is not a system directory, each
+    /// directory once.
+    fn approx_dirs(&self, node: &Node) -> Vec<(DirRef, Arc<Path>)> {
+        let mut out = Vec::new();
+        if !self.cfg.key.no_current_dir && !self.cfg.is_system(&node.dir_real) {
+            out.push((DirRef::Current, node.dir_real.clone()));
+        }
+        for (i, d) in self.cfg.key.dirs.iter().enumerate() {
+            if let Some(real) = self.gen.fs.dir(&d.abs) {
+                if !self.cfg.is_system(&real) && !out.iter().any(|(_, o)| *o == real) {
+                    out.push((DirRef::List(i as u32), real));
+                }
+            }
+        }
+        out
+    }
+
+    /// The shipped files under `dir` (relative names), `None` when there are more than
+    /// [`MAX_APPROX_FILES`]. Memoized per configuration.
+    fn listing(&self, dir: &Arc<Path>) -> Option<Listing> {
+        let key = (self.cfg.id, dir.clone());
+        if let Some(l) = self.gen.listings.get(&key) {
+            return l;
+        }
+        let l = list_tree(dir, &self.cfg, &self.gen.fs, MAX_APPROX_FILES).map(Arc::new);
+        self.gen.listings.insert_if_absent(key, l)
+    }
+
+    /// How many files approximating a computed include of `node` ships, `None` when over
+    /// [`MAX_APPROX_FILES`].
+    fn approx_size(&self, node: &Node) -> Option<usize> {
+        let mut n = 0;
+        for (_, d) in self.approx_dirs(node) {
+            n += self.listing(&d)?.len();
+            if n > MAX_APPROX_FILES {
+                return None;
+            }
+        }
+        Some(n)
+    }
+
+    /// The sound substitute for a computed include of `node` whose names are not known:
+    /// every shipped file it could open. The preprocessor resolves the include's name in
+    /// the node's directory or a search directory; any file it opens outside the system
+    /// directories is therefore one of those listed here, and a system file it opens
+    /// (not traversed) can in turn only open a shipped file the same way, so listing
+    /// these directories once covers the whole subtree below the include (see
+    /// [`Walk::run`] for the definitions those system files would have given). Not
+    /// covered: names that climb out of a listed directory with `..`, hidden (`.`)
+    /// directories.
+    fn approximate(&mut self, node: &Node, embed: bool, out: &mut Vec<Child>) {
+        for (dref, dir) in self.approx_dirs(node) {
+            let Some(names) = self.listing(&dir) else {
+                continue;
+            };
+            for name in names.iter() {
+                if let Some(c) = self.hit(&dir, name, dref, embed) {
+                    out.push(c);
+                }
+            }
+        }
+    }
+
+    /// Decides how a computed include is covered: evaluated exactly when that takes at
+    /// most [`SOFT_STEPS`]; otherwise approximated when the approximation is cheap, else
+    /// evaluated up to the evaluator's hard bound and approximated only if that is hit
+    /// and the approximation is not over [`MAX_APPROX_FILES`]. The directories are only
+    /// listed for heavy expressions.
+    fn computed(&mut self, node: &Node, expr: &[u8]) -> Result<Computed, AnalysisError> {
+        if let Some(e) = self.evaluate(expr, true)? {
+            return Ok(Computed::Exact(e));
+        }
+        let size = self.approx_size(node);
+        if size.is_some_and(|n| n <= CHEAP_APPROX_FILES) {
+            return Ok(Computed::Approximate);
+        }
+        match self.evaluate(expr, false) {
+            Ok(e) => Ok(Computed::Exact(
+                e.expect("a hard evaluation always has a result"),
+            )),
+            Err(AnalysisError::MacroLimit(_)) if size.is_some() => Ok(Computed::Approximate),
+            Err(e) => Err(e),
         }
     }
 
@@ -466,6 +650,7 @@ impl Ctx<'_> {
         let parsed = self.parse(&node.real)?;
         let mut children = Vec::new();
         let mut deps: Vec<(Sym, u64)> = Vec::new();
+        let (mut approximated, mut exact_computed) = (false, false);
         for inc in &parsed.includes {
             self.check_budget()?;
             match &inc.form {
@@ -483,18 +668,32 @@ impl Ctx<'_> {
                     inc.embed,
                     &mut children,
                 )?,
-                IncludeForm::Computed(expr) => {
-                    let ev = self.evaluate(expr)?;
-                    deps.extend(ev.deps.iter().cloned());
-                    for name in &ev.names {
-                        self.resolve(node, name, inc.next, inc.embed, &mut children)?;
+                IncludeForm::Computed(expr) => match self.computed(node, expr)? {
+                    Computed::Exact(ev) => {
+                        exact_computed = true;
+                        deps.extend(ev.deps.iter().cloned());
+                        for name in &ev.names {
+                            self.resolve(node, name, inc.next, inc.embed, &mut children)?;
+                        }
                     }
-                }
+                    Computed::Approximate => {
+                        approximated = true;
+                        self.counters
+                            .approximated_evaluations
+                            .fetch_add(1, Ordering::Relaxed);
+                        self.approximate(node, inc.embed, &mut children);
+                    }
+                },
             }
         }
         deps.sort();
         deps.dedup();
-        let e = Arc::new(Edges { children, deps });
+        let e = Arc::new(Edges {
+            children,
+            deps,
+            approximated,
+            exact_computed,
+        });
         self.gen.edges.insert(key, e.clone());
         Ok(e)
     }
@@ -523,9 +722,15 @@ pub struct Walk {
     /// Textual spellings of every node reached (relative to the cwd or absolute).
     pub texts: Vec<Arc<[u8]>>,
     text_seen: HashSet<Arc<[u8]>>,
-    visited: HashSet<(Arc<Path>, Arc<Path>)>,
+    visited: HashSet<(PathBytes, PathBytes)>,
     /// Nodes whose edges used macros, to revalidate at the end.
     computed: Vec<(Node, Arc<Edges>)>,
+    /// A computed include of this walk was approximated.
+    approximated: bool,
+    /// Non-system nodes with an exactly evaluated computed include.
+    exact_nodes: Vec<Node>,
+    /// Those of them whose approximation was added.
+    widened: HashSet<(Arc<Path>, Arc<Path>)>,
 }
 
 impl Walk {
@@ -551,16 +756,45 @@ impl Walk {
         }
     }
 
+    /// Pushes the children of `n` and notes what its edges tell about the walk.
+    fn expand(&mut self, ctx: &Ctx<'_>, n: &Node, edges: &Arc<Edges>, stack: &mut Vec<Node>) {
+        if !edges.deps.is_empty() {
+            self.computed.push((n.clone(), edges.clone()));
+        }
+        self.approximated |= edges.approximated;
+        if edges.exact_computed && !ctx.cfg.is_system(&n.real) {
+            self.exact_nodes.push(n.clone());
+        }
+        push_children(ctx, n, &edges.children, stack);
+    }
+
     /// Walks from `root` (depth first), then re-evaluates computed includes whose macros
     /// changed during the walk until nothing changes (a fixpoint over the global table).
+    ///
+    /// Once a computed include was approximated, the system files it could open are not
+    /// walked, so their definitions are missing from the table; an exactly evaluated
+    /// computed include of a shipped file could then miss a name that resolves next to
+    /// that file. Such files get their approximation added too (a system file's include
+    /// cannot miss a shipped file that way: its directory is a system one and the search
+    /// directories are all listed already). A directory over [`MAX_APPROX_FILES`] is
+    /// left out of this widening (best effort: it only closes a gap that needs a macro
+    /// defined nowhere but in an unwalked system header).
     pub fn run(&mut self, ctx: &mut Ctx<'_>, root: Node) -> Result<(), AnalysisError> {
+        // The clock is read once here, then every 64 nodes (a read per node cost more
+        // than the walk itself on warm requests).
+        if ctx.budget.exceeded() {
+            return Err(budget_err(&ctx.budget));
+        }
         let mut stack = vec![root];
         loop {
             while let Some(n) = stack.pop() {
-                if ctx.budget.exceeded() {
+                if ctx.budget.tick() {
                     return Err(budget_err(&ctx.budget));
                 }
-                if !self.visited.insert((n.real.clone(), n.dir_real.clone())) {
+                if !self
+                    .visited
+                    .insert((PathBytes(n.real.clone()), PathBytes(n.dir_real.clone())))
+                {
                     continue;
                 }
                 self.record(&ctx.cfg, &n);
@@ -568,17 +802,7 @@ impl Walk {
                     continue;
                 }
                 let edges = ctx.edges(&n)?;
-                if !edges.deps.is_empty() {
-                    self.computed.push((n.clone(), edges.clone()));
-                }
-                for c in edges.children.iter().rev() {
-                    stack.push(Node {
-                        real: c.real.clone(),
-                        dir_real: c.dir_real.clone(),
-                        text: ctx.child_text(&n, c),
-                        embed: c.embed,
-                    });
-                }
+                self.expand(ctx, &n, &edges, &mut stack);
             }
             // Fixpoint: a definition parsed late may add values to an earlier evaluation.
             let stale: Vec<Node> = self
@@ -587,22 +811,113 @@ impl Walk {
                 .filter(|(_, e)| !e.valid(&ctx.gen.macros))
                 .map(|(n, _)| n.clone())
                 .collect();
-            if stale.is_empty() {
+            if !stale.is_empty() {
+                self.computed.retain(|(_, e)| e.valid(&ctx.gen.macros));
+                for n in stale {
+                    let edges = ctx.edges(&n)?;
+                    self.expand(ctx, &n, &edges, &mut stack);
+                }
+                continue;
+            }
+            if !self.approximated {
                 return Ok(());
             }
-            self.computed.retain(|(_, e)| e.valid(&ctx.gen.macros));
-            for n in stale {
-                let edges = ctx.edges(&n)?;
-                self.computed.push((n.clone(), edges.clone()));
-                for c in edges.children.iter().rev() {
-                    stack.push(Node {
-                        real: c.real.clone(),
-                        dir_real: c.dir_real.clone(),
-                        text: ctx.child_text(&n, c),
-                        embed: c.embed,
-                    });
+            let pending: Vec<Node> = self
+                .exact_nodes
+                .iter()
+                .filter(|n| self.widened.insert((n.real.clone(), n.dir_real.clone())))
+                .cloned()
+                .collect();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            for n in pending {
+                let mut children = Vec::new();
+                ctx.approximate(&n, false, &mut children);
+                push_children(ctx, &n, &children, &mut stack);
+            }
+        }
+    }
+}
+
+/// Pushes the nodes of `children` of `n` (in reverse, so they pop in directive order).
+fn push_children(ctx: &Ctx<'_>, n: &Node, children: &[Child], stack: &mut Vec<Node>) {
+    for c in children.iter().rev() {
+        stack.push(Node {
+            real: c.real.clone(),
+            dir_real: c.dir_real.clone(),
+            text: ctx.child_text(n, c),
+            embed: c.embed,
+        });
+    }
+}
+
+/// Every regular file under `root` (symlinks followed, each directory once), as names
+/// relative to `root`, skipping hidden entries and system directories; `None` when there
+/// are more than `max`.
+pub fn list_tree(root: &Path, cfg: &Config, fs: &FsCache, max: usize) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut seen: HashSet<Arc<Path>> = HashSet::default();
+    let mut stack: Vec<(PathBuf, Vec<u8>)> = vec![(root.to_path_buf(), Vec::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let Some(real) = fs.dir(&dir) else {
+            continue;
+        };
+        if cfg.is_system(&real) || !seen.insert(real) {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut names: Vec<Vec<u8>> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().as_bytes().to_vec())
+            .filter(|n| !n.starts_with(b"."))
+            .collect();
+        names.sort();
+        for n in names {
+            let path = join(&dir, &n);
+            let md = match std::fs::metadata(&path) {
+                Ok(md) => md,
+                Err(_) => continue,
+            };
+            let mut r = rel.clone();
+            r.extend_from_slice(&n);
+            if md.is_dir() {
+                r.push(b'/');
+                stack.push((path, r));
+            } else if md.is_file() {
+                out.push(r);
+                if out.len() > max {
+                    return None;
                 }
             }
+        }
+    }
+    out.sort();
+    Some(out)
+}
+
+#[cfg(test)]
+mod prefix_tests {
+    use super::path_has_prefix;
+    use std::path::Path;
+
+    #[test]
+    fn byte_prefix_matches_path_starts_with() {
+        for (r, d) in [
+            ("/usr/include/stdio.h", "/usr/include"),
+            ("/usr/include", "/usr/include"),
+            ("/usr/includes/x.h", "/usr/include"),
+            ("/usr/include/x.h", "/usr/include/"),
+            ("/usr/lib/gcc/x", "/usr/include"),
+            ("/a", "/"),
+        ] {
+            assert_eq!(
+                path_has_prefix(Path::new(r), Path::new(d)),
+                Path::new(r).starts_with(d),
+                "{r} {d}"
+            );
         }
     }
 }

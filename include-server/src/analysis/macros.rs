@@ -35,8 +35,10 @@
 //!
 //! Bounds (never a blow-up): at most [`MAX_STEPS`] token steps and [`MAX_VALUES`] distinct
 //! values per evaluation, and a recursion depth of [`MAX_DEPTH`]. Reaching one in the first
-//! pass returns [`EvalError::Capped`]; the caller then fails the request (the client
-//! preprocesses locally, which is always correct) rather than risk a missed header.
+//! pass returns [`EvalError::Capped`]; the caller then uses a sound approximation of the
+//! include (see `graph`) or fails the request (the client preprocesses locally, which is
+//! always correct) rather than risk a missed header. [`evaluate_bounded`] takes smaller
+//! step bounds for callers whose approximation is cheap.
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -527,6 +529,28 @@ pub fn evaluate_with(
     budget: &mut Budget,
     undefined_pass: bool,
 ) -> Result<Evaluation, EvalFailure> {
+    evaluate_bounded(
+        expr,
+        table,
+        budget,
+        undefined_pass,
+        MAX_STEPS,
+        MAX_STEPS_UNDEFINED_PASS,
+    )
+}
+
+/// [`evaluate_with`] with explicit step bounds for the first pass (`max_steps`) and the
+/// "possibly undefined" pass (`max_steps_undefined`). A caller that has a cheap sound
+/// substitute for a heavy evaluation passes small bounds and uses the substitute on
+/// [`EvalError::Capped`] (or when [`Evaluation::complete`] is false).
+pub fn evaluate_bounded(
+    expr: &[u8],
+    table: &MacroTable,
+    budget: &mut Budget,
+    undefined_pass: bool,
+    max_steps: u64,
+    max_steps_undefined: u64,
+) -> Result<Evaluation, EvalFailure> {
     let input: Vec<ETok> = tokenize(expr)
         .into_iter()
         .map(|tok| ETok { tok, hs: None })
@@ -540,7 +564,7 @@ pub fn evaluate_with(
     };
     // Pass 1: every macro that has definitions is expanded by one of them.
     let mut names = match run_pass(
-        table, budget, &input, false, MAX_STEPS, &mut exact, &mut seen,
+        table, budget, &input, false, max_steps, &mut exact, &mut seen,
     ) {
         Ok(n) => n,
         Err(error) => {
@@ -563,7 +587,7 @@ pub fn evaluate_with(
             budget,
             &input,
             true,
-            MAX_STEPS_UNDEFINED_PASS,
+            max_steps_undefined,
             &mut exact,
             &mut seen,
         ) {
@@ -1430,6 +1454,23 @@ mod tests {
         );
         assert_eq!(names(&t, "SYS(CAT(,x.h))"), vec!["<x.h>"]);
         assert_eq!(names(&t, "PATH(DIR, t.h)"), vec!["<sys/t.h>"]);
+    }
+
+    #[test]
+    fn explicit_step_bounds() {
+        let t = table("#define A \"a.h\"\n#undef A\n#define B A\n");
+        let mut b = Budget::start(Duration::from_secs(30));
+        let e =
+            evaluate_bounded(b"B", &t, &mut b, true, MAX_STEPS, MAX_STEPS_UNDEFINED_PASS).unwrap();
+        assert_eq!(e.names, vec![HeaderName::Quote(b"a.h".to_vec())]);
+        assert!(e.complete);
+        // The second pass over its bound: the first pass's names stand, incomplete.
+        let e = evaluate_bounded(b"B", &t, &mut b, true, MAX_STEPS, 1).unwrap();
+        assert_eq!(e.names, vec![HeaderName::Quote(b"a.h".to_vec())]);
+        assert!(!e.complete);
+        let f = evaluate_bounded(b"B", &t, &mut b, true, 1, 1).unwrap_err();
+        assert_eq!(f.error, EvalError::Capped);
+        assert!(f.deps.iter().any(|(s, _)| &**s == b"B"));
     }
 
     #[test]

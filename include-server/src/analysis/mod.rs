@@ -44,8 +44,21 @@
 //!   not mixed; counters with many numeric values are widened to one opaque value unless
 //!   the value reaches a header name. This is what lets Boost.Preprocessor iteration
 //!   (`BOOST_PP_ITERATE()`, `BOOST_PP_FILENAME_1`) resolve exactly where Python times out.
-//!   A bounded evaluation fails the request cleanly (`macro_limit`) instead of burning
-//!   the CPU budget.
+//! - Approximated computed includes: an evaluation that grows heavy is replaced by a
+//!   sound superset, every shipped file the include could open: each file under the
+//!   includer's directory (when it is not a system directory) and under every non-system
+//!   search directory. A system file it might open is not traversed: any shipped file
+//!   that one could open in turn is in that same superset. When the superset is small
+//!   (the usual case for Boost headers, whose includes live in system directories) the
+//!   evaluation is cut short after [`graph::SOFT_STEPS`] and the expression remembered
+//!   as heavy; otherwise it runs to the evaluator's hard bound, and only if that is hit is
+//!   it approximated, or, when the superset is over [`graph::MAX_APPROX_FILES`], the
+//!   request fails cleanly (`macro_limit`) instead of burning the CPU budget. Counted as
+//!   `approximated_evaluations`. The system files left unwalked may hold definitions an
+//!   exactly evaluated computed include of a shipped file would need, so once a request
+//!   approximates, each such shipped file's own directory is added too (when it is not
+//!   over the bound). Not covered by the superset: names climbing out of a listed
+//!   directory with `..`, hidden (`.`) directories.
 //! - Graph (5.8): a fixpoint re-evaluates computed includes whose macros gained
 //!   definitions during the walk, so a request never misses an expansion because of the
 //!   order files were parsed in.
@@ -173,13 +186,17 @@ pub struct AnalysisStats {
     pub compiler_probes: u64,
     /// Edge lists answered from the include-graph memo.
     pub graph_cache_hits: u64,
-    /// Computed-include evaluations stopped by a bound (each failed its request).
+    /// Computed-include evaluations stopped by the evaluator's hard bound (each failed
+    /// its request unless its approximation was small enough to use).
     pub capped_evaluations: u64,
     /// Absolute includes ignored under `--unsafe_absolute_includes`.
     pub ignored_absolute_includes: u64,
     /// Computed includes whose "possibly undefined" evaluation pass hit its bound: their
     /// names assume every macro used is defined (see [`macros`]).
     pub incomplete_evaluations: u64,
+    /// Computed includes covered by their sound approximation (every shipped file they
+    /// could open) instead of their evaluation.
+    pub approximated_evaluations: u64,
     /// Cache generations dropped by [`Analyzer::reset`].
     pub resets: u64,
 }
@@ -353,6 +370,7 @@ impl Analyzer {
             capped_evaluations: l(&c.capped_evaluations),
             ignored_absolute_includes: l(&c.ignored_absolute_includes),
             incomplete_evaluations: l(&c.incomplete_evaluations),
+            approximated_evaluations: l(&c.approximated_evaluations),
             resets: l(&self.resets),
         }
     }

@@ -4,8 +4,9 @@
 //! during file I/O or while computing a value; callers compute outside and insert after
 //! (two threads racing on the same key both compute, and the first insert wins).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, Hash};
+
+use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 use std::sync::RwLock;
 
 const SHARDS: usize = 32;
@@ -13,22 +14,23 @@ const SHARDS: usize = 32;
 /// A map of `K` to `V` shared by all request threads.
 #[derive(Debug)]
 pub struct ShardedMap<K, V> {
-    hasher: RandomState,
     shards: Vec<RwLock<HashMap<K, V>>>,
 }
 
 impl<K: Hash + Eq, V: Clone> Default for ShardedMap<K, V> {
     fn default() -> Self {
         ShardedMap {
-            hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(HashMap::default()))
+                .collect(),
         }
     }
 }
 
 impl<K: Hash + Eq, V: Clone> ShardedMap<K, V> {
     fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> &RwLock<HashMap<K, V>> {
-        let h = self.hasher.hash_one(key) as usize;
+        // Fx mixes into the high bits; take the shard from there.
+        let h = (FxBuildHasher.hash_one(key) >> 40) as usize;
         &self.shards[h % SHARDS]
     }
 

@@ -146,10 +146,8 @@ fn failures_are_per_request() {
     assert_eq!(names(&c, r), vec!["x.c"]);
 }
 
-#[test]
-fn budget_and_macro_limit() {
-    let t = tempfile::tempdir().unwrap();
-    let r = t.path();
+/// A source whose computed include has 3^14 possible expansions.
+fn exploding_source() -> String {
     let mut src = String::new();
     let mut expr = String::from("#define S(x) STR(x)\n#define STR(x) #x\n#include S(");
     for i in 0..14 {
@@ -160,17 +158,35 @@ fn budget_and_macro_limit() {
     }
     expr.push_str(")\n");
     src.push_str(&expr);
-    write(r, "x.c", &src);
+    src
+}
+
+#[test]
+fn exploding_computed_include_is_approximated() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    write(r, "x.c", &exploding_source());
+    write(r, "a.h", "#include \"sub/b.h\"\n");
+    write(r, "sub/b.h", "");
+    write(r, ".git/config", "");
+    write(r, "inc/c.h", "");
+    write(r, "inc/.hidden/d.h", "");
     let a = engine();
-    let e = a.analyze(r, &argv("gcc -c x.c"), BUDGET).unwrap_err();
-    assert_eq!(e.reason(), "macro_limit", "{e}");
-    assert_eq!(a.stats().capped_evaluations, 1);
-    // The failure is remembered: the next request fails fast without re-evaluating.
-    let e = a.analyze(r, &argv("gcc -c x.c"), BUDGET).unwrap_err();
-    assert_eq!(e.reason(), "macro_limit", "{e}");
-    assert_eq!(a.stats().capped_evaluations, 1);
+    let c = a.analyze(r, &argv("gcc -Iinc -c x.c"), BUDGET).unwrap();
+    // Every file the include could open outside the system dirs: the includer's
+    // directory tree and each search directory's, hidden directories left out.
+    let mut n = names(&c, r);
+    assert_eq!(n[0], "x.c");
+    n.sort();
+    assert_eq!(n, vec!["a.h", "inc/c.h", "sub/b.h", "x.c"]);
+    let s = a.stats();
+    assert_eq!(s.approximated_evaluations, 1);
+    assert_eq!(s.capped_evaluations, 0);
+    // The heavy expression is remembered: the next request approximates at once.
+    let c2 = a.analyze(r, &argv("gcc -Iinc -c x.c"), BUDGET).unwrap();
+    assert_eq!(c2.files, c.files);
     let e = a
-        .analyze(r, &argv("gcc -c x.c"), Duration::from_nanos(1))
+        .analyze(r, &argv("gcc -Iinc -c x.c"), Duration::from_nanos(1))
         .unwrap_err();
     assert_eq!(e.reason(), "cpu_budget", "{e}");
     // Nothing was poisoned: a plain file still works on the same engine.
@@ -178,6 +194,111 @@ fn budget_and_macro_limit() {
     write(r, "y.h", "");
     let c = a.analyze(r, &argv("gcc -c y.c"), BUDGET).unwrap();
     assert_eq!(names(&c, r), vec!["y.c", "y.h"]);
+}
+
+#[test]
+fn approximation_widens_exact_includes_of_shipped_files() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    write(r, "src/x.c", "#include \"local.h\"\n#include <heavy.h>\n");
+    write(r, "src/local.h", "#define CFG \"cfg.h\"\n#include CFG\n");
+    write(r, "src/cfg.h", "");
+    write(r, "src/other.h", "");
+    write(r, "inc/heavy.h", &exploding_source());
+    write(r, "inc/sub/h.h", "");
+    write(r, "unrelated/u.h", "");
+    let a = engine();
+    let c = a.analyze(r, &argv("gcc -Iinc -c src/x.c"), BUDGET).unwrap();
+    let mut n = names(&c, r);
+    n.sort();
+    // heavy.h's include is approximated by inc/; local.h's exact computed include could
+    // then depend on a definition no walked file gave, so its directory is added.
+    assert_eq!(
+        n,
+        vec![
+            "inc/heavy.h",
+            "inc/sub/h.h",
+            "src/cfg.h",
+            "src/local.h",
+            "src/other.h",
+            "src/x.c"
+        ]
+    );
+    assert_eq!(a.stats().approximated_evaluations, 1);
+    // Without an approximation nothing is widened.
+    write(r, "plain.c", "#include \"src/local.h\"\n");
+    let c = a.analyze(r, &argv("gcc -c plain.c"), BUDGET).unwrap();
+    assert_eq!(names(&c, r), vec!["plain.c", "src/local.h", "src/cfg.h"]);
+}
+
+#[test]
+fn hard_bound_then_approximation_when_it_is_not_cheap() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    write(r, "x.c", &exploding_source());
+    let extra = graph::CHEAP_APPROX_FILES + 10;
+    for i in 0..extra {
+        fs::File::create(r.join(format!("f{i}.h"))).unwrap();
+    }
+    let a = engine();
+    let c = a.analyze(r, &argv("gcc -c x.c"), BUDGET).unwrap();
+    assert_eq!(c.files.len(), extra + 1);
+    let s = a.stats();
+    assert_eq!((s.capped_evaluations, s.approximated_evaluations), (1, 1));
+    // The remembered failure is approximated at once.
+    let c2 = a.analyze(r, &argv("gcc -c x.c"), BUDGET).unwrap();
+    assert_eq!(c2.files, c.files);
+    assert_eq!(a.stats().capped_evaluations, 1);
+}
+
+#[test]
+fn macro_limit_when_the_approximation_is_too_large() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    write(r, "x.c", &exploding_source());
+    for i in 0..=graph::MAX_APPROX_FILES {
+        fs::File::create(r.join(format!("f{i}.h"))).unwrap();
+    }
+    let a = engine();
+    let e = a.analyze(r, &argv("gcc -c x.c"), BUDGET).unwrap_err();
+    assert_eq!(e.reason(), "macro_limit", "{e}");
+    assert_eq!(a.stats().capped_evaluations, 1);
+    assert_eq!(a.stats().approximated_evaluations, 0);
+    // The failure is remembered: the next request fails fast without re-evaluating.
+    let e = a.analyze(r, &argv("gcc -c x.c"), BUDGET).unwrap_err();
+    assert_eq!(e.reason(), "macro_limit", "{e}");
+    assert_eq!(a.stats().capped_evaluations, 1);
+}
+
+#[test]
+fn list_tree_bounds_loops_and_hidden_entries() {
+    let t = tempfile::tempdir().unwrap();
+    let r = fs::canonicalize(t.path()).unwrap();
+    write(&r, "a.h", "");
+    write(&r, "d/b.h", "");
+    write(&r, ".svn/c.h", "");
+    write(&r, "d/.e.h", "");
+    std::os::unix::fs::symlink(&r, r.join("d/loop")).unwrap();
+    std::os::unix::fs::symlink("a.h", r.join("link.h")).unwrap();
+    let gen = Generation::default();
+    let cfg = graph::Config {
+        id: 0,
+        key: ConfigKey {
+            cwd: r.clone(),
+            dirs: Vec::new(),
+            angle_start: 0,
+            no_current_dir: false,
+            system: vec![r.join("sys")],
+        },
+    };
+    write(&r, "sys/s.h", "");
+    let l = graph::list_tree(&r, &cfg, &gen.fs, 10).unwrap();
+    let l: Vec<String> = l
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    assert_eq!(l, vec!["a.h", "d/b.h", "link.h"]);
+    assert!(graph::list_tree(&r, &cfg, &gen.fs, 2).is_none());
 }
 
 #[test]
