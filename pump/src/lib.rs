@@ -192,25 +192,38 @@ impl Pump {
 
     /// Works out the hosts and starts the include server (spec A.6, A.7).
     fn start(&self, distcc: &Path, verbose: bool, stdio: Stdio3) -> Result<Started, Failure> {
+        // Host discovery (lsdistcc) or the host check (distcc --show-hosts) runs while
+        // the include server starts; a failed check then stops the server again.
         let probe = match self.potential_hosts() {
-            Some(names) => Some(self.spawn_lsdistcc(&names)),
-            None => {
-                self.check_static_hosts(distcc, verbose)?;
+            Some(names) => Ok(self.spawn_lsdistcc(&names)),
+            None => Err(self.spawn_show_hosts(distcc)?),
+        };
+        let started = self.start_include_server(stdio);
+        let hosts = match probe {
+            Ok(p) => {
+                let out = p.and_then(|h| h.into_output().ok()).map(|o| o.stdout);
+                let live = hosts::live_hosts(&String::from_utf8_lossy(&out.unwrap_or_default()));
+                if started.is_err() {
+                    eprintln!(
+                        "__________Warning: distcc-pump include server failed; running unpumped"
+                    );
+                }
+                if verbose {
+                    println!("__________Found {} available distcc servers", live.len());
+                }
+                Some(hosts::probed_hosts_value(&live, started.is_ok()))
+            }
+            Err(show_hosts) => {
+                if let Err(f) = self.check_static_hosts(show_hosts, verbose) {
+                    if let Ok(server) = &started {
+                        server::stop(server.pid);
+                        server.dir.remove();
+                    }
+                    return Err(f);
+                }
                 None
             }
         };
-        let started = self.start_include_server(stdio);
-        let hosts = probe.map(|p| {
-            let out = p.and_then(|h| h.into_output().ok()).map(|o| o.stdout);
-            let live = hosts::live_hosts(&String::from_utf8_lossy(&out.unwrap_or_default()));
-            if started.is_err() {
-                eprintln!("__________Warning: distcc-pump include server failed; running unpumped");
-            }
-            if verbose {
-                println!("__________Found {} available distcc servers", live.len());
-            }
-            hosts::probed_hosts_value(&live, started.is_ok())
-        });
         let server = started?;
         Ok(Started { server, hosts })
     }
@@ -236,26 +249,35 @@ impl Pump {
             .ok()
     }
 
-    fn check_static_hosts(&self, distcc: &Path, verbose: bool) -> Result<(), Failure> {
+    /// Checks that a host configuration exists and starts `distcc --show-hosts`.
+    fn spawn_show_hosts(&self, distcc: &Path) -> Result<duct::Handle, Failure> {
         if !hosts::configured(&self.env, &self.sysconfdir) {
             return Err(Failure::new(hosts::not_configured_message(
                 &self.name,
                 &self.sysconfdir,
             )));
         }
-        let out = duct::cmd(distcc, ["--show-hosts"])
+        duct::cmd(distcc, ["--show-hosts"])
             .stdout_capture()
             .stdin_null()
             .unchecked()
-            .run()
+            .start()
             .map_err(|e| {
                 Failure::new(format!(
                     "{}: cannot run {}: {e}",
                     self.name,
                     distcc.display()
                 ))
-            })?;
-        let counted = hosts::StaticHosts::count(&String::from_utf8_lossy(&out.stdout));
+            })
+    }
+
+    /// The static path's check: at least one `,cpp` host in `distcc --show-hosts`.
+    fn check_static_hosts(&self, show_hosts: duct::Handle, verbose: bool) -> Result<(), Failure> {
+        let out = show_hosts
+            .into_output()
+            .map(|o| o.stdout)
+            .unwrap_or_default();
+        let counted = hosts::StaticHosts::count(&String::from_utf8_lossy(&out));
         if counted.pump == 0 {
             return Err(Failure::new(format!(
                 "{}: error: pump mode requested, but distcc hosts list does not contain any hosts with ',cpp' option",
