@@ -584,6 +584,30 @@ pub fn pump_mode_jobs(log: &str) -> Vec<String> {
     jobs
 }
 
+/// Copies the directory tree `src` to `dst` (regular files and directories).
+pub fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("mkdir");
+    for entry in std::fs::read_dir(src).expect("read_dir") {
+        let entry = entry.expect("dir entry");
+        let to = dst.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to).expect("copy");
+        }
+    }
+}
+
+/// A fresh copy of `tests/sample-project` at `<dir>/project`.
+pub fn sample_project(dir: &Path) -> PathBuf {
+    let dst = dir.join("project");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-project"),
+        &dst,
+    );
+    dst
+}
+
 /// Writes `text` to a file and makes it executable (a test script).
 pub fn write_script(path: &Path, text: &str) {
     let mut f = std::fs::File::create(path).expect("create script");

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use e2e::{bin, target_dir, Distccd, Run, TestEnv, DISTCC, DISTRO_LSDISTCC};
+use e2e::{bin, sample_project, target_dir, Distccd, Run, TestEnv, DISTCC, DISTRO_LSDISTCC};
 
 /// The workspace root.
 fn top() -> PathBuf {
@@ -226,25 +226,6 @@ fn installing_over_files_of_the_distro_packages_is_refused() {
     );
     // /usr/local belongs to no package.
     make(&env, "dpkg-check", &env.path().join("gen"), &[]).expect_success();
-}
-
-/// The sample project, copied into `dir`.
-fn sample_project(dir: &Path) -> PathBuf {
-    fn copy_tree(src: &Path, dst: &Path) {
-        std::fs::create_dir_all(dst).unwrap();
-        for entry in std::fs::read_dir(src).unwrap() {
-            let entry = entry.unwrap();
-            let to = dst.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy_tree(&entry.path(), &to);
-            } else {
-                std::fs::copy(entry.path(), &to).unwrap();
-            }
-        }
-    }
-    let dst = dir.join("project");
-    copy_tree(&top().join("tests/sample-project"), &dst);
-    dst
 }
 
 /// The sample project's translation units, as distccd logs them, sorted.

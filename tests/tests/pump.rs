@@ -11,23 +11,7 @@ use e2e::{bin, wait_pid_gone, Distccd, Run, TestEnv};
 
 /// The sample project, copied into the test's temp dir.
 fn sample_project(env: &TestEnv) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-project");
-    let dst = env.path().join("project");
-    copy_tree(&src, &dst);
-    dst
-}
-
-fn copy_tree(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), &to).unwrap();
-        }
-    }
+    e2e::sample_project(env.path())
 }
 
 /// A test environment whose hosts are the loopback distccd in pump mode, with local
