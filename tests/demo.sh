@@ -32,8 +32,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free port on loopback: the kernel picks one.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# A port nothing listens on (a connection to it is refused).
+for port in $(shuf -i 20000-60000 -n 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+done
 user=(); [ "$(id -u)" = 0 ] && user=(--user nobody)
 distccd --daemon --allow 127.0.0.0/8 --listen 127.0.0.1 --port "$port" --jobs 4 \
   --pid-file "$pidfile" --log-file "$work/distccd.log" --log-level info "${user[@]}"
