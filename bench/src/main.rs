@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use common::wire::{self, tags, ArgvLimits};
-use serde::{Deserialize, Serialize};
+use pump_bench::results::BenchReport as Report;
+use serde::Deserialize;
 
 /// Command line.
 #[derive(Parser, Debug)]
@@ -271,36 +272,6 @@ impl Drop for Server {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-}
-
-#[derive(Serialize, Debug, Default, Clone)]
-struct Report {
-    implementation: String,
-    requests: usize,
-    startup_ms: f64,
-    cold_first_ms: f64,
-    first_pass_total_ms: f64,
-    warm_median_ms: f64,
-    warm_p90_ms: f64,
-    throughput: Vec<(usize, f64)>,
-    cpu_seconds: f64,
-    peak_rss_mib: f64,
-    median_files: usize,
-    fallbacks: usize,
-    /// Requests whose reply missed a file `gcc -MM` lists (with --recall).
-    recall_misses: usize,
-    /// The missed files, at most 20.
-    missed: Vec<String>,
-    /// Files (`.lzo`, `.lzo.abs`) shipped over all warm replies.
-    files_shipped: usize,
-    /// Non-system files `gcc -MM` lists, over all requests (with --recall).
-    gcc_mm_files: usize,
-    /// Requests that failed outright (connection refused or reset, malformed reply).
-    errors: usize,
-    /// Each warm request's latency, in command order.
-    warm_ms: Vec<f64>,
-    /// Each warm reply's number of shipped files, in command order.
-    files: Vec<usize>,
 }
 
 fn median(v: &mut [f64]) -> f64 {

@@ -19,7 +19,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use e2e::{Distccd, DistccdOptions};
-use serde::Serialize;
+use pump_bench::results::BuildReport;
 
 #[derive(Parser, Debug)]
 #[command(about = "Build a code base locally and with pumps against a loopback distccd")]
@@ -42,33 +42,6 @@ struct Cli {
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-}
-
-/// One build's results.
-#[derive(Serialize, Debug, Default)]
-struct BuildReport {
-    corpus: String,
-    implementation: String,
-    /// Objects the local build produced (one per translation unit).
-    tus: usize,
-    wall_seconds: f64,
-    exit_ok: bool,
-    /// Units distccd compiled in pump mode.
-    pump_mode_jobs: usize,
-    /// Units distccd compiled from locally preprocessed source (the include server fell back).
-    plain_remote_jobs: usize,
-    /// Units not compiled remotely in pump mode: `tus - pump_mode_jobs`.
-    fallbacks: usize,
-    /// Pump-mode compilations that failed on the server but succeeded locally.
-    discrepancies: usize,
-    objects_compared: usize,
-    objects_identical: usize,
-    /// Objects that differ after `objcopy --strip-debug` or are missing (at most 20).
-    objects_differing: Vec<String>,
-    /// pump's `__________` lines.
-    pump_summary: Vec<String>,
-    /// The end of the build's output when it failed.
-    failure_tail: String,
 }
 
 /// How a corpus is built.

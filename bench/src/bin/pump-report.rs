@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use pump_bench::results::{BenchReport as Bench, BuildReport as Build};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -32,44 +33,6 @@ struct Cli {
 const CORPORA: [&str; 4] = ["git", "leveldb", "ninja", "boost"];
 const RUST: &str = "#d9480f";
 const PYTHON: &str = "#1c7ed6";
-
-#[derive(Deserialize, Clone, Default)]
-struct Bench {
-    implementation: String,
-    requests: usize,
-    startup_ms: f64,
-    cold_first_ms: f64,
-    warm_median_ms: f64,
-    warm_p90_ms: f64,
-    throughput: Vec<(usize, f64)>,
-    cpu_seconds: f64,
-    peak_rss_mib: f64,
-    median_files: usize,
-    fallbacks: usize,
-    recall_misses: usize,
-    missed: Vec<String>,
-    files_shipped: usize,
-    gcc_mm_files: usize,
-    errors: usize,
-    warm_ms: Vec<f64>,
-    files: Vec<usize>,
-}
-
-#[derive(Deserialize, Clone, Default)]
-struct Build {
-    implementation: String,
-    tus: usize,
-    wall_seconds: f64,
-    exit_ok: bool,
-    pump_mode_jobs: usize,
-    plain_remote_jobs: usize,
-    fallbacks: usize,
-    discrepancies: usize,
-    objects_compared: usize,
-    objects_identical: usize,
-    objects_differing: Vec<String>,
-    failure_tail: String,
-}
 
 #[derive(Deserialize)]
 struct Startup {
