@@ -3,6 +3,11 @@
 //! The format is a raw LZO1X stream: no header, no length, no checksum, ending with the
 //! end-of-stream marker `11 00 00`. The whole file is one block, and its size must fit in
 //! 32 bits (distcc's `FILE` token carries a 32-bit length).
+//!
+//! The compressor is LZO1X-1 (the `lzo1x` crate, a safe port of liblzo2's, at its
+//! default level: a 14-bit dictionary like `lzo1x_1_compress`). Shipped files are
+//! compressed while a client waits: on git's sources it runs at about 400 MB/s, where
+//! the LZO1X-999-like `lzokay` used before managed 24 MB/s for 22% smaller output.
 
 /// Why a file could not be compressed.
 #[derive(Debug, thiserror::Error)]
@@ -10,9 +15,6 @@ pub enum LzoError {
     /// The input or its compressed form does not fit distcc's 32-bit length field.
     #[error("{0} bytes do not fit distcc's 32-bit file length")]
     TooLarge(usize),
-    /// The compressor reported an error.
-    #[error("lzo1x compression failed: {0:?}")]
-    Compress(lzokay::Error),
 }
 
 /// LZO1X's end-of-stream marker, also the whole stream of empty input.
@@ -24,11 +26,10 @@ pub fn compress(data: &[u8]) -> Result<Vec<u8>, LzoError> {
         return Err(LzoError::TooLarge(data.len()));
     }
     if data.is_empty() {
-        // lzokay emits a stray literal-run byte before the end marker for empty input,
-        // which liblzo2 rejects; the canonical empty stream is the end marker alone.
+        // The canonical empty stream is the end marker alone.
         return Ok(END_OF_STREAM.to_vec());
     }
-    let out = lzokay::compress::compress(data).map_err(LzoError::Compress)?;
+    let out = lzo1x::compress(data, lzo1x::CompressLevel::default());
     if u32::try_from(out.len()).is_err() {
         return Err(LzoError::TooLarge(out.len()));
     }

@@ -3,15 +3,15 @@
 //!
 //! A *node* is a file reached with a given directory: its realpath and the realpath of
 //! the directory its quote includes start in (the textual dir of the spelling that reached
-//! it). Nodes are deduplicated by that pair during a walk, which ends cycles and
-//! `D/../D/../` chains. A node's *edges* (its resolved includes) depend only on the search
+//! it). Nodes are deduplicated by that pair while a closure is computed (see
+//! [`super::closure`]), which ends cycles and `D/../D/../` chains. A node's *edges* (its resolved includes) depend only on the search
 //! configuration, the node and, for computed includes, the macro table; they are memoized
 //! per (configuration, node) for every request of the generation, and a memo that used
 //! macros is revalidated against the versions of the symbols its evaluations looked up.
-//! Textual spellings (for `paths_used` and `.abs`) are rebuilt per request from
-//! [`DirRef`]s, so one memo serves any spelling of the same node.
+//! Textual spellings (for `paths_used` and `.abs`) are rebuilt from [`DirRef`]s, so one
+//! memo of edges serves any spelling of the same node.
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashSet as HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -110,7 +110,7 @@ fn path_has_prefix(real: &Path, dir: &Path) -> bool {
 /// or doubled `/`), for which byte equality is path equality, and hashing bytes is much
 /// cheaper than `Path`'s component-wise hash.
 #[derive(Clone, Debug)]
-struct PathBytes(Arc<Path>);
+pub struct PathBytes(pub Arc<Path>);
 
 impl PartialEq for PathBytes {
     fn eq(&self, other: &Self) -> bool {
@@ -237,6 +237,8 @@ pub struct Generation {
     /// The shipped files under one directory, by (configuration id, directory realpath):
     /// names relative to the directory, `None` when over [`MAX_APPROX_FILES`].
     pub listings: ShardedMap<(u64, Arc<Path>), Option<Listing>>,
+    /// Memoized closures.
+    pub closures: super::closure::Closures,
 }
 
 /// Token steps a computed include may take before it is approximated, when its
@@ -598,10 +600,10 @@ impl Ctx<'_> {
     /// directories is therefore one of those listed here, and a system file it opens
     /// (not traversed) can in turn only open a shipped file the same way, so listing
     /// these directories once covers the whole subtree below the include (see
-    /// [`Walk::run`] for the definitions those system files would have given). Not
+    /// [`super::closure`] for the definitions those system files would have given). Not
     /// covered: names that climb out of a listed directory with `..`, hidden (`.`)
     /// directories.
-    fn approximate(&mut self, node: &Node, embed: bool, out: &mut Vec<Child>) {
+    pub fn approximate(&mut self, node: &Node, embed: bool, out: &mut Vec<Child>) {
         for (dref, dir) in self.approx_dirs(node) {
             let Some(names) = self.listing(&dir) else {
                 continue;
@@ -707,148 +709,6 @@ impl Ctx<'_> {
         };
         t.extend_from_slice(&c.name);
         Arc::from(t)
-    }
-}
-
-/// A closure file: its realpath and its first absolute spelling.
-pub type FileEntry = (Arc<Path>, Option<Arc<[u8]>>);
-
-/// What a walk found.
-#[derive(Debug, Default)]
-pub struct Walk {
-    /// Non-system realpaths in first-visit order, with the first absolute spelling.
-    pub files: Vec<FileEntry>,
-    index: HashMap<Arc<Path>, usize>,
-    /// Textual spellings of every node reached (relative to the cwd or absolute).
-    pub texts: Vec<Arc<[u8]>>,
-    text_seen: HashSet<Arc<[u8]>>,
-    visited: HashSet<(PathBytes, PathBytes)>,
-    /// Nodes whose edges used macros, to revalidate at the end.
-    computed: Vec<(Node, Arc<Edges>)>,
-    /// A computed include of this walk was approximated.
-    approximated: bool,
-    /// Non-system nodes with an exactly evaluated computed include.
-    exact_nodes: Vec<Node>,
-    /// Those of them whose approximation was added.
-    widened: HashSet<(Arc<Path>, Arc<Path>)>,
-}
-
-impl Walk {
-    fn record(&mut self, cfg: &Config, n: &Node) {
-        if self.text_seen.insert(n.text.clone()) {
-            self.texts.push(n.text.clone());
-        }
-        if cfg.is_system(&n.real) {
-            return;
-        }
-        let abs = n.text.first() == Some(&b'/');
-        match self.index.get(&n.real) {
-            Some(&k) => {
-                if abs && self.files[k].1.is_none() {
-                    self.files[k].1 = Some(n.text.clone());
-                }
-            }
-            None => {
-                self.index.insert(n.real.clone(), self.files.len());
-                self.files
-                    .push((n.real.clone(), abs.then(|| n.text.clone())));
-            }
-        }
-    }
-
-    /// Pushes the children of `n` and notes what its edges tell about the walk.
-    fn expand(&mut self, ctx: &Ctx<'_>, n: &Node, edges: &Arc<Edges>, stack: &mut Vec<Node>) {
-        if !edges.deps.is_empty() {
-            self.computed.push((n.clone(), edges.clone()));
-        }
-        self.approximated |= edges.approximated;
-        if edges.exact_computed && !ctx.cfg.is_system(&n.real) {
-            self.exact_nodes.push(n.clone());
-        }
-        push_children(ctx, n, &edges.children, stack);
-    }
-
-    /// Walks from `root` (depth first), then re-evaluates computed includes whose macros
-    /// changed during the walk until nothing changes (a fixpoint over the global table).
-    ///
-    /// Once a computed include was approximated, the system files it could open are not
-    /// walked, so their definitions are missing from the table; an exactly evaluated
-    /// computed include of a shipped file could then miss a name that resolves next to
-    /// that file. Such files get their approximation added too (a system file's include
-    /// cannot miss a shipped file that way: its directory is a system one and the search
-    /// directories are all listed already). A directory over [`MAX_APPROX_FILES`] is
-    /// left out of this widening (best effort: it only closes a gap that needs a macro
-    /// defined nowhere but in an unwalked system header).
-    pub fn run(&mut self, ctx: &mut Ctx<'_>, root: Node) -> Result<(), AnalysisError> {
-        // The clock is read once here, then every 64 nodes (a read per node cost more
-        // than the walk itself on warm requests).
-        if ctx.budget.exceeded() {
-            return Err(budget_err(&ctx.budget));
-        }
-        let mut stack = vec![root];
-        loop {
-            while let Some(n) = stack.pop() {
-                if ctx.budget.tick() {
-                    return Err(budget_err(&ctx.budget));
-                }
-                if !self
-                    .visited
-                    .insert((PathBytes(n.real.clone()), PathBytes(n.dir_real.clone())))
-                {
-                    continue;
-                }
-                self.record(&ctx.cfg, &n);
-                if n.embed {
-                    continue;
-                }
-                let edges = ctx.edges(&n)?;
-                self.expand(ctx, &n, &edges, &mut stack);
-            }
-            // Fixpoint: a definition parsed late may add values to an earlier evaluation.
-            let stale: Vec<Node> = self
-                .computed
-                .iter()
-                .filter(|(_, e)| !e.valid(&ctx.gen.macros))
-                .map(|(n, _)| n.clone())
-                .collect();
-            if !stale.is_empty() {
-                self.computed.retain(|(_, e)| e.valid(&ctx.gen.macros));
-                for n in stale {
-                    let edges = ctx.edges(&n)?;
-                    self.expand(ctx, &n, &edges, &mut stack);
-                }
-                continue;
-            }
-            if !self.approximated {
-                return Ok(());
-            }
-            let pending: Vec<Node> = self
-                .exact_nodes
-                .iter()
-                .filter(|n| self.widened.insert((n.real.clone(), n.dir_real.clone())))
-                .cloned()
-                .collect();
-            if pending.is_empty() {
-                return Ok(());
-            }
-            for n in pending {
-                let mut children = Vec::new();
-                ctx.approximate(&n, false, &mut children);
-                push_children(ctx, &n, &children, &mut stack);
-            }
-        }
-    }
-}
-
-/// Pushes the nodes of `children` of `n` (in reverse, so they pop in directive order).
-fn push_children(ctx: &Ctx<'_>, n: &Node, children: &[Child], stack: &mut Vec<Node>) {
-    for c in children.iter().rev() {
-        stack.push(Node {
-            real: c.real.clone(),
-            dir_real: c.dir_real.clone(),
-            text: ctx.child_text(n, c),
-            embed: c.embed,
-        });
     }
 }
 

@@ -74,6 +74,7 @@
 //! `#include_next` yields every later-or-earlier directory in which the name exists;
 //! every definition ever seen of a macro is a possible value.
 
+pub mod closure;
 pub mod command;
 pub mod cputime;
 pub mod fscache;
@@ -88,7 +89,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use graph::{bytes_of, dir_text, join, path_of, ConfigKey, Ctx, Dir, Generation, Node, Walk};
+use closure::Summary;
+use graph::{bytes_of, dir_text, join, path_of, ConfigKey, Ctx, Dir, Generation, Node, PathBytes};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Options of the analysis, from the launcher's command line.
 #[derive(Clone, Debug, Default)]
@@ -290,8 +293,7 @@ impl Analyzer {
             unsafe_absolute: self.config.unsafe_absolute_includes,
             no_unexpanded: self.config.no_unexpanded_functions,
         };
-        let mut walk = Walk::default();
-        let mut source_real = None;
+        let mut roots = Vec::new();
         let n_includes = cmd.include_files.len();
         for (k, f) in cmd.include_files.iter().chain([&cmd.source]).enumerate() {
             let is_source = k == n_includes;
@@ -308,35 +310,50 @@ impl Analyzer {
                     )
                 })
             })?;
-            if is_source {
-                source_real = Some(node.real.clone());
-            }
-            walk.run(&mut ctx, node)?;
+            roots.push(node);
         }
-        let mut files: Vec<ClosureFile> = walk
-            .files
-            .iter()
-            .map(|(real, abs)| ClosureFile {
-                realpath: real.to_path_buf(),
-                abs_spelling: abs.as_ref().map(|a| path_of(a).to_path_buf()),
-            })
-            .collect();
+        let source_real = roots.last().map(|n| n.real.clone());
+        let total = loop {
+            let total = union_of(&mut ctx, &roots)?;
+            // A definition parsed late may have changed what an earlier evaluation
+            // yields: go again (memoized closures still valid are reused).
+            if total.valid(&gen.macros) {
+                break total;
+            }
+            if ctx.budget.exceeded() {
+                return Err(AnalysisError::Budget(ctx.budget.limit()));
+            }
+        };
+        let mut files: Vec<ClosureFile> = Vec::new();
+        let mut index: FxHashMap<PathBytes, usize> = FxHashMap::default();
+        for f in gen.closures.files.values(&total.files) {
+            match index.get(&PathBytes(f.real.clone())) {
+                Some(&k) => {
+                    if files[k].abs_spelling.is_none() {
+                        files[k].abs_spelling = f.abs.as_ref().map(|a| path_of(a).to_path_buf());
+                    }
+                }
+                None => {
+                    index.insert(PathBytes(f.real.clone()), files.len());
+                    files.push(ClosureFile {
+                        realpath: f.real.to_path_buf(),
+                        abs_spelling: f.abs.as_ref().map(|a| path_of(a).to_path_buf()),
+                    });
+                }
+            }
+        }
         if let Some(src) = source_real {
             if let Some(k) = files.iter().position(|f| *f.realpath == *src) {
                 let f = files.remove(k);
                 files.insert(0, f);
             }
         }
-        let paths_used = walk
+        let paths_used = gen
+            .closures
             .texts
+            .values(&total.texts)
             .iter()
-            .map(|t| {
-                if t.first() == Some(&b'/') {
-                    path_of(t).to_path_buf()
-                } else {
-                    join(cwd, t)
-                }
-            })
+            .map(|t| t.joined.to_path_buf())
             .collect();
         let mut system_dirs = defaults.angle.clone();
         for q in &defaults.quote {
@@ -372,6 +389,45 @@ impl Analyzer {
             incomplete_evaluations: l(&c.incomplete_evaluations),
             approximated_evaluations: l(&c.approximated_evaluations),
             resets: l(&self.resets),
+        }
+    }
+}
+
+/// The union of the closures of `roots`, widened where a computed include was
+/// approximated: each shipped file with an exactly evaluated computed include then also
+/// gets its approximation (see [`graph::Ctx::approximate`]), as the definitions of the
+/// system headers the approximation did not walk are missing from the table.
+fn union_of(ctx: &mut Ctx<'_>, roots: &[Node]) -> Result<Summary, AnalysisError> {
+    let mut total = Summary::default();
+    for r in roots {
+        total.merge(&*closure::closure(ctx, r.clone())?);
+    }
+    if !total.approximated {
+        return Ok(total);
+    }
+    let mut widened: FxHashSet<(PathBytes, PathBytes)> = FxHashSet::default();
+    loop {
+        let pending: Vec<Node> = total
+            .exact_nodes
+            .iter()
+            .filter(|n| widened.insert((PathBytes(n.real.clone()), PathBytes(n.dir_real.clone()))))
+            .cloned()
+            .collect();
+        if pending.is_empty() {
+            return Ok(total);
+        }
+        for n in pending {
+            let mut children = Vec::new();
+            ctx.approximate(&n, false, &mut children);
+            for c in children {
+                let node = Node {
+                    real: c.real.clone(),
+                    dir_real: c.dir_real.clone(),
+                    text: ctx.child_text(&n, &c),
+                    embed: c.embed,
+                };
+                total.merge(&*closure::closure(ctx, node)?);
+            }
         }
     }
 }
