@@ -141,13 +141,16 @@ impl Summary {
 /// The memo key of a node: configuration, realpath, quote-dir realpath, spelling.
 pub type MemoKey = (u64, PathBytes, PathBytes, Arc<[u8]>);
 
+/// The intern key of a shipped file: realpath and absolute spelling.
+pub type FileKey = (PathBytes, Option<Arc<[u8]>>);
+
 /// Per-generation state of the memoized closures.
 #[derive(Debug, Default)]
 pub struct Closures {
     /// Texts by (configuration, spelling).
     pub texts: Interner<(u64, Arc<[u8]>), TextEntry>,
     /// Shipped files by (realpath, absolute spelling).
-    pub files: Interner<(PathBytes, Option<Arc<[u8]>>), FileEntry>,
+    pub files: Interner<FileKey, FileEntry>,
     /// Closures by node.
     pub memo: ShardedMap<MemoKey, Arc<Summary>>,
 }
