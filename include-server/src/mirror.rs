@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::analysis::fscache::FsCache;
 use crate::analysis::Closure;
 use crate::client_root::ClientRoot;
 use crate::lzo;
@@ -106,6 +107,8 @@ pub struct Mirror {
     root: ClientRoot,
     force_dirs: bool,
     shadow: Mutex<Shadow>,
+    /// Realpaths of the directories on the way to shadowed paths.
+    fs: FsCache,
     compressed: Mutex<HashMap<PathBuf, Arc<Mutex<bool>>>>,
     temp_counter: AtomicU64,
     files_compressed: AtomicU64,
@@ -137,6 +140,7 @@ impl Mirror {
             root,
             force_dirs,
             shadow: Mutex::new(Shadow::default()),
+            fs: FsCache::default(),
             compressed: Mutex::new(HashMap::default()),
             temp_counter: AtomicU64::new(0),
             files_compressed: AtomicU64::new(0),
@@ -302,7 +306,11 @@ impl Mirror {
             };
             let name = &f[slash + 1..];
             let parent = PathBuf::from(OsString::from_vec(parent_text.clone()));
-            let parent_real = fs::canonicalize(&parent).unwrap_or_else(|_| parent.clone());
+            let parent_real = self
+                .fs
+                .dir(&parent)
+                .or_else(|| self.fs.file(&parent))
+                .map_or_else(|| parent.clone(), |p| p.to_path_buf());
             if under_any(&parent_real, &shadow.system_dirs) {
                 // Under a system dir the root holds a link to the client's own
                 // directory: nothing may be created through it. A path that does not

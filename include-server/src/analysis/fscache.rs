@@ -3,7 +3,13 @@
 //! Keys are absolute textual paths (they may hold symlinks, `..` and `//`); values are
 //! the realpath when the path names an object of the wanted kind. Misses are cached too:
 //! files are assumed not to change until [`FsCache::clear`] (a cache reset).
+//!
+//! A realpath is built from the cached realpath of the parent directory: a path whose
+//! last component is a plain name and not a symlink costs one `lstat`, where
+//! `realpath(3)` reads every component again (a symlink, `.` or `..` at the end takes
+//! the full `canonicalize`).
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,21 +44,58 @@ impl FsCache {
             return e;
         }
         self.syscalls.fetch_add(1, Ordering::Relaxed);
-        let entry = match std::fs::metadata(path) {
-            Err(_) => None,
-            Ok(md) => {
-                let kind = if md.is_file() {
-                    Kind::File
-                } else if md.is_dir() {
-                    Kind::Dir
-                } else {
-                    Kind::Other
-                };
-                let real = std::fs::canonicalize(path).ok().map(Arc::from);
-                Some(Entry { kind, real })
+        let kind_of = |md: &std::fs::Metadata| {
+            if md.is_file() {
+                Kind::File
+            } else if md.is_dir() {
+                Kind::Dir
+            } else {
+                Kind::Other
             }
         };
+        let entry = match std::fs::symlink_metadata(path) {
+            Err(_) => None,
+            Ok(md) if !md.file_type().is_symlink() => {
+                let real = self.real_from_parent(path).or_else(|| {
+                    std::fs::canonicalize(path).ok().map(Arc::from)
+                });
+                Some(Entry {
+                    kind: kind_of(&md),
+                    real,
+                })
+            }
+            Ok(_) => match std::fs::metadata(path) {
+                Err(_) => None,
+                Ok(md) => Some(Entry {
+                    kind: kind_of(&md),
+                    real: std::fs::canonicalize(path).ok().map(Arc::from),
+                }),
+            },
+        };
         self.entries.insert_if_absent(path.to_path_buf(), entry)
+    }
+
+    /// The realpath of a path that is not a symlink itself: its parent's realpath (from
+    /// the cache) joined with its name; `None` when the last component is not a plain
+    /// name (`..`, `.`, the root) or the parent is not a directory.
+    fn real_from_parent(&self, path: &Path) -> Option<Arc<Path>> {
+        let bytes = path.as_os_str().as_bytes();
+        let slash = bytes.iter().rposition(|&b| b == b'/')?;
+        let name = &bytes[slash + 1..];
+        if name.is_empty() || name == b"." || name == b".." {
+            return None;
+        }
+        let parent = match bytes[..slash].iter().rposition(|&b| b != b'/') {
+            Some(end) => Path::new(std::ffi::OsStr::from_bytes(&bytes[..=end])),
+            None => Path::new("/"),
+        };
+        let parent_real = self.dir(parent)?;
+        let mut real = parent_real.as_os_str().as_bytes().to_vec();
+        if real != b"/" {
+            real.push(b'/');
+        }
+        real.extend_from_slice(name);
+        Some(Arc::from(Path::new(std::ffi::OsStr::from_bytes(&real))))
     }
 
     /// The realpath of `path` when it is a regular file (symlinks followed); directories,
@@ -106,6 +149,18 @@ mod tests {
             &*real,
             std::fs::canonicalize(t.path().join("bar.h")).unwrap()
         );
+        // Symlinks anywhere: to a file, to a directory on the way, and `..` after one.
+        std::fs::create_dir_all(t.path().join("real/sub")).unwrap();
+        std::fs::write(t.path().join("real/sub/x.h"), b"").unwrap();
+        std::os::unix::fs::symlink(t.path().join("real/sub"), t.path().join("link")).unwrap();
+        std::os::unix::fs::symlink("real/sub/x.h", t.path().join("xlink.h")).unwrap();
+        for p in ["link/x.h", "xlink.h", "link/../sub/x.h", "real//sub/./x.h", "link"] {
+            let p = t.path().join(p);
+            let want = std::fs::canonicalize(&p).unwrap();
+            let got = c.file(&p).or_else(|| c.dir(&p)).unwrap();
+            assert_eq!(&*got, want, "{}", p.display());
+        }
+        assert!(c.file(&t.path().join("link/../x.h")).is_none());
         // Misses are cached until cleared.
         std::fs::write(t.path().join("late.h"), b"").unwrap();
         assert!(c.file(&t.path().join("late.h")).is_some());
