@@ -31,6 +31,7 @@ use crate::analysis::fscache::FsCache;
 use crate::analysis::Closure;
 use crate::client_root::ClientRoot;
 use crate::lzo;
+use roaring::RoaringBitmap;
 
 /// The name of forcing files; shared with the client's `--scan-includes`.
 pub const FORCING_FILE: &str = "forcing_technique_271828";
@@ -120,6 +121,20 @@ pub struct Mirror {
 /// The shadow-tree state of a generation (spec 4.6, 4.8).
 #[derive(Debug, Default)]
 struct Shadow {
+    /// The analysis tables the id sets below refer to ([`Closures::serial`]).
+    ids_serial: u64,
+    /// Text ids whose paths were walked.
+    done_texts: RoaringBitmap,
+    /// File ids whose realpaths were walked.
+    done_files: RoaringBitmap,
+    /// Compressed outputs by file id (files under system links are not here).
+    outs: HashMap<u32, PathBuf>,
+    /// The system dirs of the last closure, all linked.
+    last_batch: Vec<PathBuf>,
+    /// Bumped whenever a link, system link or must-exist directory is added or removed.
+    version: u64,
+    /// The reply's tail (system links, shadow links, forcing files) at `version`.
+    rest: Option<(u64, Arc<Vec<PathBuf>>)>,
     /// Textual paths already processed.
     visited: HashSet<PathBuf>,
     /// Directories under the root known to exist.
@@ -131,6 +146,49 @@ struct Shadow {
     links: Vec<PathBuf>,
     /// Must-exist directories (under the root), in creation order.
     must_exist: Vec<PathBuf>,
+}
+
+impl Shadow {
+    /// Starts the id sets over if they belong to other tables.
+    fn use_table(&mut self, serial: u64) {
+        if self.ids_serial != serial {
+            self.ids_serial = serial;
+            self.forget_ids();
+        }
+    }
+
+    fn forget_ids(&mut self) {
+        self.done_texts.clear();
+        self.done_files.clear();
+        self.outs.clear();
+    }
+
+    /// Every system link, shadow link and (with `force_dirs`) forcing file so far, each
+    /// once, in creation order.
+    fn rest(&mut self, force_dirs: bool) -> Arc<Vec<PathBuf>> {
+        if let Some((v, r)) = &self.rest {
+            if *v == self.version {
+                return r.clone();
+            }
+        }
+        let forcing = self
+            .must_exist
+            .iter()
+            .filter(|_| force_dirs)
+            .map(|d| d.join(FORCING_FILE));
+        let mut seen = HashSet::default();
+        let list: Vec<PathBuf> = self
+            .system_links
+            .iter()
+            .chain(self.links.iter())
+            .cloned()
+            .chain(forcing)
+            .filter(|p| seen.insert(p.clone()))
+            .collect();
+        let list = Arc::new(list);
+        self.rest = Some((self.version, list.clone()));
+        list
+    }
 }
 
 impl Mirror {
@@ -167,50 +225,93 @@ impl Mirror {
 
     /// Writes what `closure` needs and returns the reply listing it.
     pub fn reply_for(&self, closure: &Closure) -> Result<Reply, MirrorError> {
-        {
+        let system_dirs = {
             let mut shadow = self.lock_shadow();
-            for dir in &closure.system_dirs {
-                self.link_system_dir(&mut shadow, dir, &closure.system_dirs)?;
+            let same_batch = shadow.last_batch.len() == closure.system_dirs.len()
+                && shadow
+                    .last_batch
+                    .iter()
+                    .zip(&closure.system_dirs)
+                    .all(|(a, b)| a.as_os_str() == b.as_os_str());
+            if !same_batch {
+                for dir in &closure.system_dirs {
+                    self.link_system_dir(&mut shadow, dir, &closure.system_dirs)?;
+                }
+                shadow.last_batch = closure.system_dirs.clone();
             }
             for path in &closure.paths_used {
                 self.do_path(&mut shadow, path)?;
             }
-            for file in &closure.files {
-                self.do_path(&mut shadow, &file.realpath)?;
+            if let Some(ids) = &closure.ids {
+                shadow.use_table(ids.table.serial);
+                // Texts and files an earlier reply of this generation walked are done.
+                if !ids.summary.texts.is_subset(&shadow.done_texts) {
+                    let new = &ids.summary.texts - &shadow.done_texts;
+                    for t in ids.table.texts.values(&new) {
+                        self.do_path(&mut shadow, &t.joined)?;
+                    }
+                    shadow.done_texts |= new;
+                }
+                for (file, &id) in closure.files.iter().zip(&ids.files) {
+                    if !shadow.done_files.contains(id) {
+                        self.do_path(&mut shadow, &file.realpath)?;
+                        shadow.done_files.insert(id);
+                    }
+                }
+            } else {
+                for file in &closure.files {
+                    self.do_path(&mut shadow, &file.realpath)?;
+                }
             }
-        }
+            shadow.system_dirs.clone()
+        };
         let mut reply = Reply::default();
         let mut seen = HashSet::default();
-        let system_dirs = self.lock_shadow().system_dirs.clone();
-        for file in &closure.files {
-            if under_any(&file.realpath, &system_dirs) {
-                // Reachable on the server through the system link; writing it would
-                // go through that link into the real directory.
-                continue;
-            }
-            let out =
-                self.compress_file(&file.realpath, file.abs_spelling.as_deref(), &mut reply)?;
-            if seen.insert(out.clone()) {
+        let ids = closure.ids.as_ref();
+        for (k, file) in closure.files.iter().enumerate() {
+            let id = ids.map(|i| (i.table.serial, i.files[k]));
+            let known = id.and_then(|(serial, id)| {
+                let shadow = self.lock_shadow();
+                (shadow.ids_serial == serial)
+                    .then(|| shadow.outs.get(&id).cloned())
+                    .flatten()
+            });
+            let out = match known {
+                Some(out) => {
+                    self.compression_hits.fetch_add(1, Ordering::Relaxed);
+                    out
+                }
+                None => {
+                    if under_any(&file.realpath, &system_dirs) {
+                        // Reachable on the server through the system link; writing it
+                        // would go through that link into the real directory.
+                        continue;
+                    }
+                    let out = self.compress_file(
+                        &file.realpath,
+                        file.abs_spelling.as_deref(),
+                        &mut reply,
+                    )?;
+                    if let Some((serial, id)) = id {
+                        let mut shadow = self.lock_shadow();
+                        if shadow.ids_serial == serial {
+                            shadow.outs.insert(id, out.clone());
+                        }
+                    }
+                    out
+                }
+            };
+            // The analysis lists each file once; other closures may repeat one.
+            if ids.is_some() || seen.insert(out.clone()) {
                 reply.paths.push(out);
             }
         }
-        let shadow = self.lock_shadow();
-        let forcing = shadow
-            .must_exist
-            .iter()
-            .filter(|_| self.force_dirs)
-            .map(|d| d.join(FORCING_FILE));
-        let rest = shadow
-            .system_links
-            .iter()
-            .chain(shadow.links.iter())
-            .cloned()
-            .chain(forcing);
-        for path in rest {
-            if seen.insert(path.clone()) {
-                reply.paths.push(path);
-            }
-        }
+        let rest = self.lock_shadow().rest(self.force_dirs);
+        reply.paths.extend(
+            rest.iter()
+                .filter(|p| seen.is_empty() || !seen.contains(*p))
+                .cloned(),
+        );
         Ok(reply)
     }
 
@@ -260,6 +361,7 @@ impl Mirror {
             Ok(m) if m.file_type().is_symlink() => {
                 shadow.system_dirs.push(dir.to_path_buf());
                 shadow.system_links.push(link);
+                shadow.version += 1;
                 return Ok(());
             }
             Ok(m) if m.is_dir() => {
@@ -271,6 +373,12 @@ impl Mirror {
                 shadow.links.retain(|l| !l.starts_with(&link));
                 shadow.must_exist.retain(|l| !l.starts_with(&link));
                 shadow.existing.retain(|l| !l.starts_with(&link));
+                self.compressed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .retain(|out, _| !out.starts_with(&link));
+                shadow.forget_ids();
+                shadow.version += 1;
             }
             Ok(_) => {
                 fs::remove_file(&link).map_err(werr(&link))?;
@@ -283,6 +391,7 @@ impl Mirror {
         std::os::unix::fs::symlink(system_link_target(dir), &link).map_err(werr(&link))?;
         shadow.system_dirs.push(dir.to_path_buf());
         shadow.system_links.push(link);
+        shadow.version += 1;
         Ok(())
     }
 
@@ -346,6 +455,7 @@ impl Mirror {
                             })?;
                     }
                     shadow.must_exist.push(shadow_dir.clone());
+                    shadow.version += 1;
                 }
                 shadow.existing.insert(shadow_dir.clone());
             }
@@ -357,7 +467,10 @@ impl Mirror {
                 if !link.exists() {
                     if let Ok(target) = fs::canonicalize(&key) {
                         match std::os::unix::fs::symlink(&target, &link) {
-                            Ok(()) => shadow.links.push(link),
+                            Ok(()) => {
+                                shadow.links.push(link);
+                                shadow.version += 1;
+                            }
                             // A dangling link left by an earlier request: keep it.
                             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                             Err(error) => return Err(MirrorError::Write { path: link, error }),
@@ -531,6 +644,7 @@ mod tests {
                 PathBuf::from("/usr/include/x86_64-linux-gnu"),
                 PathBuf::from("/usr/include"),
             ],
+            ids: None,
         }
     }
 
@@ -650,6 +764,7 @@ mod tests {
                 PathBuf::from("/usr/include/no-such-dir/x.h"),
             ],
             system_dirs: vec![PathBuf::from("/usr/include")],
+            ids: None,
         };
         let reply = fx.mirror.reply_for(&c).unwrap();
         let root = fx.mirror.root().prefix();
@@ -719,6 +834,7 @@ mod tests {
             }],
             paths_used: vec![big.clone()],
             system_dirs: Vec::new(),
+            ids: None,
         };
         let want = lzo::compress(&content).unwrap();
         std::thread::scope(|s| {

@@ -715,7 +715,7 @@ impl Shared {
             return;
         };
         let mut observed = lock(&self.observed);
-        for path in &closure.paths_used {
+        for path in &closure.all_paths_used() {
             if !observed.insert(path.clone()) {
                 continue;
             }

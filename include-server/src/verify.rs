@@ -217,6 +217,7 @@ mod tests {
                 .collect(),
             paths_used: Vec::new(),
             system_dirs: Vec::new(),
+            ids: None,
         };
         // stddef.h lives in gcc's own directory: without system dirs it is missing too.
         let missing = missing_from(&closure, &cwd, &deps);

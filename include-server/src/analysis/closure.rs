@@ -83,6 +83,15 @@ impl<K: std::hash::Hash + Eq + Clone, V> Interner<K, V> {
         got
     }
 
+    /// Calls `f` with each of `ids` and its value, in id order (under the table's read
+    /// lock: `f` must not intern).
+    pub fn with_values(&self, ids: &RoaringBitmap, mut f: impl FnMut(u32, &V)) {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        for i in ids {
+            f(i, &entries[i as usize]);
+        }
+    }
+
     /// The values of `ids`, in id order.
     pub fn values(&self, ids: &RoaringBitmap) -> Vec<Arc<V>> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
@@ -145,14 +154,28 @@ pub type MemoKey = (u64, PathBytes, PathBytes, Arc<[u8]>);
 pub type FileKey = (PathBytes, Option<Arc<[u8]>>);
 
 /// Per-generation state of the memoized closures.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Closures {
+    /// Unique in the process: tells one generation's ids from another's.
+    pub serial: u64,
     /// Texts by (configuration, spelling).
     pub texts: Interner<(u64, Arc<[u8]>), TextEntry>,
     /// Shipped files by (realpath, absolute spelling).
     pub files: Interner<FileKey, FileEntry>,
     /// Closures by node.
     pub memo: ShardedMap<MemoKey, Arc<Summary>>,
+}
+
+impl Default for Closures {
+    fn default() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Closures {
+            serial: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            texts: Interner::default(),
+            files: Interner::default(),
+            memo: ShardedMap::default(),
+        }
+    }
 }
 
 fn memo_key(ctx: &Ctx<'_>, n: &Node) -> MemoKey {

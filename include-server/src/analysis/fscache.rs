@@ -56,9 +56,9 @@ impl FsCache {
         let entry = match std::fs::symlink_metadata(path) {
             Err(_) => None,
             Ok(md) if !md.file_type().is_symlink() => {
-                let real = self.real_from_parent(path).or_else(|| {
-                    std::fs::canonicalize(path).ok().map(Arc::from)
-                });
+                let real = self
+                    .real_from_parent(path)
+                    .or_else(|| std::fs::canonicalize(path).ok().map(Arc::from));
                 Some(Entry {
                     kind: kind_of(&md),
                     real,
@@ -154,7 +154,13 @@ mod tests {
         std::fs::write(t.path().join("real/sub/x.h"), b"").unwrap();
         std::os::unix::fs::symlink(t.path().join("real/sub"), t.path().join("link")).unwrap();
         std::os::unix::fs::symlink("real/sub/x.h", t.path().join("xlink.h")).unwrap();
-        for p in ["link/x.h", "xlink.h", "link/../sub/x.h", "real//sub/./x.h", "link"] {
+        for p in [
+            "link/x.h",
+            "xlink.h",
+            "link/../sub/x.h",
+            "real//sub/./x.h",
+            "link",
+        ] {
             let p = t.path().join(p);
             let want = std::fs::canonicalize(&p).unwrap();
             let got = c.file(&p).or_else(|| c.dir(&p)).unwrap();

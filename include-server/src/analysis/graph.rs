@@ -238,7 +238,10 @@ pub struct Generation {
     /// names relative to the directory, `None` when over [`MAX_APPROX_FILES`].
     pub listings: ShardedMap<(u64, Arc<Path>), Option<Listing>>,
     /// Memoized closures.
-    pub closures: super::closure::Closures,
+    pub closures: Arc<super::closure::Closures>,
+    /// Search configuration and compiler defaults by command-line setup (see
+    /// `analysis::setup_key`).
+    pub setups: ShardedMap<Box<[u8]>, (Arc<Config>, Arc<Defaults>)>,
 }
 
 /// Token steps a computed include may take before it is approximated, when its

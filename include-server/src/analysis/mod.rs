@@ -129,6 +129,58 @@ pub struct Closure {
     /// The compiler's default include directories (absolute realpaths) in the order the
     /// compiler printed them; files under them are not shipped.
     pub system_dirs: Vec<PathBuf>,
+    /// From the analysis: the same texts and files by id, so that the mirror skips what
+    /// it already did for an earlier request (the analysis leaves `paths_used` empty).
+    pub ids: Option<ClosureIds>,
+}
+
+impl Closure {
+    /// Every textual path: `paths_used` and those of `ids`.
+    pub fn all_paths_used(&self) -> Vec<PathBuf> {
+        let mut v = self.paths_used.clone();
+        if let Some(ids) = &self.ids {
+            v.extend(
+                ids.table
+                    .texts
+                    .values(&ids.summary.texts)
+                    .iter()
+                    .map(|t| t.joined.to_path_buf()),
+            );
+        }
+        v
+    }
+}
+
+/// The ids of a closure's texts and files in its generation's tables.
+#[derive(Clone)]
+pub struct ClosureIds {
+    /// The generation's tables.
+    pub table: Arc<closure::Closures>,
+    /// The closure's sets: its text ids ([`closure::TextEntry`]) are walked into the
+    /// shadow tree.
+    pub summary: Arc<Summary>,
+    /// The file id ([`closure::FileEntry`]) of each of [`Closure::files`].
+    pub files: Vec<u32>,
+}
+
+impl PartialEq for ClosureIds {
+    fn eq(&self, other: &Self) -> bool {
+        self.table.serial == other.table.serial
+            && self.summary.texts == other.summary.texts
+            && self.files == other.files
+    }
+}
+
+impl Eq for ClosureIds {}
+
+impl std::fmt::Debug for ClosureIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClosureIds")
+            .field("serial", &self.table.serial)
+            .field("texts", &self.summary.texts.len())
+            .field("files", &self.files)
+            .finish()
+    }
 }
 
 /// Why a request cannot be covered. Each variant is one counted fall-back reason.
@@ -247,6 +299,124 @@ impl Analyzer {
             )));
         }
         let gen = self.current();
+        // Everything but the files: requests with the same flags in the same directory
+        // share their macros, probe and search configuration.
+        let setup_key = setup_key(cwd, &cmd);
+        let (cfg, defaults) = match gen.setups.get(&setup_key[..]) {
+            Some(hit) => hit,
+            None => {
+                let setup = self.setup(&gen, cwd, &cmd, &mut budget)?;
+                gen.setups.insert_if_absent(setup_key.into(), setup)
+            }
+        };
+        let mut ctx = Ctx {
+            gen: &gen,
+            counters: &self.counters,
+            cfg: cfg.clone(),
+            budget,
+            unsafe_absolute: self.config.unsafe_absolute_includes,
+            no_unexpanded: self.config.no_unexpanded_functions,
+        };
+        let mut roots = Vec::new();
+        let n_includes = cmd.include_files.len();
+        for (k, f) in cmd.include_files.iter().chain([&cmd.source]).enumerate() {
+            let is_source = k == n_includes;
+            let node = command_line_node(&ctx, cwd, f, !is_source).ok_or_else(|| {
+                AnalysisError::FileNotFound(if is_source {
+                    format!(
+                        "could not find translation unit '{}'",
+                        String::from_utf8_lossy(f)
+                    )
+                } else {
+                    format!(
+                        "could not find include file '{}'",
+                        String::from_utf8_lossy(f)
+                    )
+                })
+            })?;
+            roots.push(node);
+        }
+        let source_real = roots.last().map(|n| n.real.clone());
+        let total: Arc<Summary> = loop {
+            let total = union_of(&mut ctx, &roots)?;
+            // A definition parsed late may have changed what an earlier evaluation
+            // yields: go again (memoized closures still valid are reused).
+            if total.valid(&gen.macros) {
+                break total;
+            }
+            if ctx.budget.exceeded() {
+                return Err(AnalysisError::Budget(ctx.budget.limit()));
+            }
+        };
+        let mut files: Vec<ClosureFile> = Vec::with_capacity(total.files.len() as usize);
+        let mut file_ids: Vec<u32> = Vec::with_capacity(files.capacity());
+        // A file reached by an absolute spelling too has two ids: one entry, `.abs`.
+        let mut index: FxHashMap<PathBytes, usize> = FxHashMap::default();
+        let mut with_abs = false;
+        gen.closures.files.with_values(&total.files, |id, f| {
+            if f.abs.is_some() {
+                with_abs = true;
+            }
+            files.push(ClosureFile {
+                realpath: f.real.to_path_buf(),
+                abs_spelling: f.abs.as_ref().map(|a| path_of(a).to_path_buf()),
+            });
+            file_ids.push(id);
+        });
+        if with_abs {
+            let mut k = 0;
+            while k < files.len() {
+                match index.get(&PathBytes(Arc::from(files[k].realpath.as_path()))) {
+                    Some(&first) => {
+                        let f = files.remove(k);
+                        let id = file_ids.remove(k);
+                        if files[first].abs_spelling.is_none() && f.abs_spelling.is_some() {
+                            files[first].abs_spelling = f.abs_spelling;
+                            file_ids[first] = id;
+                        }
+                    }
+                    None => {
+                        index.insert(PathBytes(Arc::from(files[k].realpath.as_path())), k);
+                        k += 1;
+                    }
+                }
+            }
+        }
+        if let Some(src) = source_real {
+            if let Some(k) = files.iter().position(|f| *f.realpath == *src) {
+                let f = files.remove(k);
+                files.insert(0, f);
+                let id = file_ids.remove(k);
+                file_ids.insert(0, id);
+            }
+        }
+        let mut system_dirs = defaults.angle.clone();
+        for q in &defaults.quote {
+            if !system_dirs.contains(q) {
+                system_dirs.push(q.clone());
+            }
+        }
+        Ok(Closure {
+            files,
+            paths_used: Vec::new(),
+            system_dirs,
+            ids: Some(ClosureIds {
+                table: gen.closures.clone(),
+                summary: total,
+                files: file_ids,
+            }),
+        })
+    }
+
+    /// The command line's macros entered into the table, the compiler's defaults
+    /// (probed on first use) and the search configuration.
+    fn setup(
+        &self,
+        gen: &Generation,
+        cwd: &Path,
+        cmd: &command::CompileCommand,
+        budget: &mut cputime::Budget,
+    ) -> Result<(Arc<graph::Config>, Arc<probe::Defaults>), AnalysisError> {
         for d in &cmd.defines {
             let text = [d.lhs.as_slice(), b" ", d.value.as_slice()].concat();
             if let Some(def) = scan::define(&text) {
@@ -283,89 +453,8 @@ impl Analyzer {
                 }
             }
         };
-        let key = search_config(&gen, cwd, &cmd, &defaults);
-        let cfg = gen.config(key);
-        let mut ctx = Ctx {
-            gen: &gen,
-            counters: &self.counters,
-            cfg: cfg.clone(),
-            budget,
-            unsafe_absolute: self.config.unsafe_absolute_includes,
-            no_unexpanded: self.config.no_unexpanded_functions,
-        };
-        let mut roots = Vec::new();
-        let n_includes = cmd.include_files.len();
-        for (k, f) in cmd.include_files.iter().chain([&cmd.source]).enumerate() {
-            let is_source = k == n_includes;
-            let node = command_line_node(&ctx, cwd, f, !is_source).ok_or_else(|| {
-                AnalysisError::FileNotFound(if is_source {
-                    format!(
-                        "could not find translation unit '{}'",
-                        String::from_utf8_lossy(f)
-                    )
-                } else {
-                    format!(
-                        "could not find include file '{}'",
-                        String::from_utf8_lossy(f)
-                    )
-                })
-            })?;
-            roots.push(node);
-        }
-        let source_real = roots.last().map(|n| n.real.clone());
-        let total = loop {
-            let total = union_of(&mut ctx, &roots)?;
-            // A definition parsed late may have changed what an earlier evaluation
-            // yields: go again (memoized closures still valid are reused).
-            if total.valid(&gen.macros) {
-                break total;
-            }
-            if ctx.budget.exceeded() {
-                return Err(AnalysisError::Budget(ctx.budget.limit()));
-            }
-        };
-        let mut files: Vec<ClosureFile> = Vec::new();
-        let mut index: FxHashMap<PathBytes, usize> = FxHashMap::default();
-        for f in gen.closures.files.values(&total.files) {
-            match index.get(&PathBytes(f.real.clone())) {
-                Some(&k) => {
-                    if files[k].abs_spelling.is_none() {
-                        files[k].abs_spelling = f.abs.as_ref().map(|a| path_of(a).to_path_buf());
-                    }
-                }
-                None => {
-                    index.insert(PathBytes(f.real.clone()), files.len());
-                    files.push(ClosureFile {
-                        realpath: f.real.to_path_buf(),
-                        abs_spelling: f.abs.as_ref().map(|a| path_of(a).to_path_buf()),
-                    });
-                }
-            }
-        }
-        if let Some(src) = source_real {
-            if let Some(k) = files.iter().position(|f| *f.realpath == *src) {
-                let f = files.remove(k);
-                files.insert(0, f);
-            }
-        }
-        let paths_used = gen
-            .closures
-            .texts
-            .values(&total.texts)
-            .iter()
-            .map(|t| t.joined.to_path_buf())
-            .collect();
-        let mut system_dirs = defaults.angle.clone();
-        for q in &defaults.quote {
-            if !system_dirs.contains(q) {
-                system_dirs.push(q.clone());
-            }
-        }
-        Ok(Closure {
-            files,
-            paths_used,
-            system_dirs,
-        })
+        let key = search_config(gen, cwd, cmd, &defaults);
+        Ok((gen.config(key), defaults))
     }
 
     /// Drops every cache (a `--stat_reset_triggers` change or a new generation).
@@ -393,17 +482,57 @@ impl Analyzer {
     }
 }
 
+/// What [`Analyzer::setup`] depends on, as bytes: the cwd and every part of the command
+/// line but the files (each field length-prefixed).
+fn setup_key(cwd: &Path, cmd: &command::CompileCommand) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1024);
+    let mut put = |b: &[u8]| {
+        k.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        k.extend_from_slice(b);
+    };
+    put(bytes_of(cwd));
+    put(&cmd.compiler);
+    put(&cmd.language);
+    put(&[u8::from(cmd.nostdinc), u8::from(cmd.no_current_dir)]);
+    for (tag, list) in [
+        (b"q", &cmd.quote_dirs),
+        (b"a", &cmd.angle_dirs),
+        (b"s", &cmd.system_dirs),
+        (b"f", &cmd.after_dirs),
+        (b"u", &cmd.undefs),
+        (b"p", &cmd.probe_flags),
+    ] {
+        put(tag);
+        put(&(list.len() as u32).to_le_bytes());
+        for d in list.iter() {
+            put(d);
+        }
+    }
+    put(b"d");
+    for d in &cmd.defines {
+        put(&d.lhs);
+        put(&d.value);
+    }
+    k
+}
+
 /// The union of the closures of `roots`, widened where a computed include was
 /// approximated: each shipped file with an exactly evaluated computed include then also
 /// gets its approximation (see [`graph::Ctx::approximate`]), as the definitions of the
 /// system headers the approximation did not walk are missing from the table.
-fn union_of(ctx: &mut Ctx<'_>, roots: &[Node]) -> Result<Summary, AnalysisError> {
+fn union_of(ctx: &mut Ctx<'_>, roots: &[Node]) -> Result<Arc<Summary>, AnalysisError> {
+    if let [root] = roots {
+        let s = closure::closure(ctx, root.clone())?;
+        if !s.approximated {
+            return Ok(s);
+        }
+    }
     let mut total = Summary::default();
     for r in roots {
         total.merge(&*closure::closure(ctx, r.clone())?);
     }
     if !total.approximated {
-        return Ok(total);
+        return Ok(Arc::new(total));
     }
     let mut widened: FxHashSet<(PathBytes, PathBytes)> = FxHashSet::default();
     loop {
@@ -414,7 +543,7 @@ fn union_of(ctx: &mut Ctx<'_>, roots: &[Node]) -> Result<Summary, AnalysisError>
             .cloned()
             .collect();
         if pending.is_empty() {
-            return Ok(total);
+            return Ok(Arc::new(total));
         }
         for n in pending {
             let mut children = Vec::new();
