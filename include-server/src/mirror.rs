@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::analysis::fscache::FsCache;
+use crate::analysis::closure::Summary;
 use crate::analysis::Closure;
 use crate::client_root::ClientRoot;
 use crate::lzo;
@@ -127,6 +128,8 @@ struct Shadow {
     done_texts: RoaringBitmap,
     /// File ids whose realpaths were walked.
     done_files: RoaringBitmap,
+    /// Closures walked whole, by address.
+    done_summaries: HashMap<usize, Arc<Summary>>,
     /// Compressed outputs by file id (files under system links are not here).
     outs: HashMap<u32, PathBuf>,
     /// The system dirs of the last closure, all linked.
@@ -160,6 +163,7 @@ impl Shadow {
     fn forget_ids(&mut self) {
         self.done_texts.clear();
         self.done_files.clear();
+        self.done_summaries.clear();
         self.outs.clear();
     }
 
@@ -244,18 +248,25 @@ impl Mirror {
             }
             if let Some(ids) = &closure.ids {
                 shadow.use_table(ids.table.serial);
-                // Texts and files an earlier reply of this generation walked are done.
-                if !ids.summary.texts.is_subset(&shadow.done_texts) {
-                    let new = &ids.summary.texts - &shadow.done_texts;
-                    for t in ids.table.texts.values(&new) {
-                        self.do_path(&mut shadow, &t.joined)?;
+                // A closure an earlier reply of this generation walked is done (held
+                // here, so that its address is not reused); so are its texts and files.
+                let key = Arc::as_ptr(&ids.summary) as usize;
+                if !shadow.done_summaries.contains_key(&key) {
+                    if !ids.summary.texts.is_subset(&shadow.done_texts) {
+                        let new = &ids.summary.texts - &shadow.done_texts;
+                        for t in ids.table.texts.values(&new) {
+                            self.do_path(&mut shadow, &t.joined)?;
+                        }
+                        shadow.done_texts |= new;
                     }
-                    shadow.done_texts |= new;
-                }
-                for (file, &id) in closure.files.iter().zip(&ids.files) {
-                    if !shadow.done_files.contains(id) {
-                        self.do_path(&mut shadow, &file.realpath)?;
-                        shadow.done_files.insert(id);
+                    for (file, &id) in closure.files.iter().zip(&ids.files) {
+                        if !shadow.done_files.contains(id) {
+                            self.do_path(&mut shadow, &file.realpath)?;
+                            shadow.done_files.insert(id);
+                        }
+                    }
+                    if ids.memoized {
+                        shadow.done_summaries.insert(key, ids.summary.clone());
                     }
                 }
             } else {

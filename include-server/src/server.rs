@@ -27,7 +27,6 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -50,8 +49,6 @@ pub const DEFAULT_CPU_BUDGET: Duration = Duration::from_millis(3800);
 const MAX_CWD: u32 = 1 << 16;
 /// Most bytes read for one request.
 const MAX_REQUEST: u64 = 64 << 20;
-/// Connections waiting for a worker before new ones are refused.
-const QUEUE: usize = 1024;
 /// How long shutdown waits for requests being answered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// The text used before a command line names its source file.
@@ -236,82 +233,45 @@ impl Server {
 
     /// Serves until one of `stop` becomes readable; returns its index. Starts the
     /// worker threads; they finish the requests they hold and then exit.
+    ///
+    /// The workers take turns as the leader (a mutex): the leader waits for a
+    /// connection, accepts it, hands the lead to the next idle worker and answers the
+    /// request itself, so that no thread hand-off sits between a client's connect and
+    /// its answer. When no worker is left idle, one more is started (up to
+    /// `max_workers`), so a slow request never holds up the others.
     pub fn serve(&self, stop: &[BorrowedFd<'_>]) -> io::Result<usize> {
-        let (tx, rx) = mpsc::sync_channel::<UnixStream>(QUEUE);
-        let pool = Pool {
-            rx: Arc::new(Mutex::new(rx)),
-            idle: Arc::new(AtomicUsize::new(0)),
-            queued: Arc::new(AtomicUsize::new(0)),
-            started: AtomicUsize::new(0),
-        };
-        for _ in 0..self.shared.options.workers.max(1) {
-            self.spawn_worker(&pool)?;
-        }
         self.listener.set_nonblocking(true)?;
-        loop {
-            let mut fds = vec![PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
-            fds.extend(stop.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
+        let (wake_rx, wake_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let pool = Arc::new(Pool {
+            listener: self.listener.try_clone()?,
+            leader: Mutex::new(()),
+            wake: wake_rx,
+            idle: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
+        });
+        for _ in 0..self.shared.options.workers.max(1) {
+            spawn_worker(&self.shared, &pool)?;
+        }
+        let result = loop {
+            let mut fds: Vec<PollFd> = stop
+                .iter()
+                .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+                .collect();
             match nix::poll::poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => break Err(e.into()),
             }
-            if let Some(i) = fds[1..]
+            if let Some(i) = fds
                 .iter()
                 .position(|f| f.revents().is_some_and(|r| !r.is_empty()))
             {
-                return Ok(i);
+                break Ok(i);
             }
-            self.accept_all(&tx, &pool);
-        }
-    }
-
-    fn spawn_worker(&self, pool: &Pool) -> io::Result<()> {
-        let n = pool.started.fetch_add(1, Ordering::Relaxed);
-        let shared = self.shared.clone();
-        let rx = pool.rx.clone();
-        let idle = pool.idle.clone();
-        let queued = pool.queued.clone();
-        std::thread::Builder::new()
-            .name(format!("include-server-{n}"))
-            .spawn(move || worker(&shared, &rx, &idle, &queued))
-            .map(drop)
-    }
-
-    fn accept_all(&self, tx: &SyncSender<UnixStream>, pool: &Pool) {
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    if stream.set_nonblocking(false).is_err() {
-                        continue;
-                    }
-                    pool.queued.fetch_add(1, Ordering::SeqCst);
-                    if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-                        tx.try_send(stream)
-                    {
-                        pool.queued.fetch_sub(1, Ordering::SeqCst);
-                        self.shared
-                            .warn("all workers are busy: refusing a connection");
-                        lock(&self.shared.stats).record(Duration::ZERO, Err("busy"));
-                    }
-                    if pool.queued.load(Ordering::SeqCst) > pool.idle.load(Ordering::SeqCst)
-                        && pool.started.load(Ordering::Relaxed) < self.shared.options.max_workers
-                    {
-                        if let Err(e) = self.spawn_worker(pool) {
-                            self.shared
-                                .warn(&format!("cannot start a worker thread: {e}"));
-                        }
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // EMFILE and friends: leave the connection in the backlog.
-                    self.shared.warn(&format!("accept failed: {e}"));
-                    return;
-                }
-            }
-        }
+        };
+        // The pipe stays readable: every worker sees it when it next leads.
+        nix::unistd::write(&wake_tx, b"x")?;
+        result
     }
 
     /// The statistics so far.
@@ -383,35 +343,89 @@ fn listen(path: &Path) -> io::Result<UnixListener> {
     Ok(UnixListener::from(fd))
 }
 
-/// The workers' side of the connection queue.
+/// What the workers share: the listening socket and the lead.
 struct Pool {
-    rx: Arc<Mutex<Receiver<UnixStream>>>,
-    /// Workers waiting for a connection.
-    idle: Arc<AtomicUsize>,
-    /// Connections queued and not yet taken by a worker.
-    queued: Arc<AtomicUsize>,
+    listener: UnixListener,
+    /// Held by the worker waiting for the next connection.
+    leader: Mutex<()>,
+    /// Readable once serving stops.
+    wake: OwnedFd,
+    /// Workers not answering a request.
+    idle: AtomicUsize,
     /// Workers started.
     started: AtomicUsize,
 }
 
-fn worker(
-    shared: &Shared,
-    rx: &Mutex<Receiver<UnixStream>>,
-    idle: &AtomicUsize,
-    queued: &AtomicUsize,
-) {
+fn spawn_worker(shared: &Arc<Shared>, pool: &Arc<Pool>) -> io::Result<()> {
+    let n = pool.started.fetch_add(1, Ordering::Relaxed);
+    let (shared, pool) = (shared.clone(), pool.clone());
+    std::thread::Builder::new()
+        .name(format!("include-server-{n}"))
+        .spawn(move || worker(&shared, &pool))
+        .map(drop)
+}
+
+/// What a worker waits for while it leads.
+enum Next {
+    Connection(UnixStream),
+    Stop,
+}
+
+fn worker(shared: &Arc<Shared>, pool: &Arc<Pool>) {
     loop {
-        idle.fetch_add(1, Ordering::SeqCst);
-        let next = lock(rx).recv();
-        let Ok(stream) = next else {
+        pool.idle.fetch_add(1, Ordering::SeqCst);
+        let next = {
+            let _lead = lock(&pool.leader);
+            lead(shared, pool)
+        };
+        let Next::Connection(stream) = next else {
+            pool.idle.fetch_sub(1, Ordering::SeqCst);
             return;
         };
-        // Taken off the queue: no longer waiting, then no longer queued (in this order
-        // the accept loop may start a spare worker, but never leaves a connection
-        // waiting for a busy one).
-        idle.fetch_sub(1, Ordering::SeqCst);
-        queued.fetch_sub(1, Ordering::SeqCst);
+        // Someone must lead while this one answers.
+        if pool.idle.fetch_sub(1, Ordering::SeqCst) == 1
+            && pool.started.load(Ordering::Relaxed) < shared.options.max_workers
+        {
+            if let Err(e) = spawn_worker(shared, pool) {
+                shared.warn(&format!("cannot start a worker thread: {e}"));
+            }
+        }
         shared.handle(stream);
+    }
+}
+
+/// The leader's wait: the next connection, or the stop signal.
+fn lead(shared: &Shared, pool: &Pool) -> Next {
+    loop {
+        let mut fds = [
+            PollFd::new(pool.listener.as_fd(), PollFlags::POLLIN),
+            PollFd::new(pool.wake.as_fd(), PollFlags::POLLIN),
+        ];
+        match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => {
+                shared.warn(&format!("poll failed: {e}"));
+                return Next::Stop;
+            }
+        }
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            return Next::Stop;
+        }
+        match pool.listener.accept() {
+            Ok((stream, _)) => {
+                if stream.set_nonblocking(false).is_ok() {
+                    return Next::Connection(stream);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                // EMFILE and friends: leave the connection in the backlog a moment.
+                shared.warn(&format!("accept failed: {e}"));
+                let mut none: [PollFd; 0] = [];
+                let _ = nix::poll::poll(&mut none, PollTimeout::from(10u8));
+            }
+        }
     }
 }
 

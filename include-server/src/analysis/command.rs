@@ -207,14 +207,32 @@ const WITH_ARG: &[(&str, Act)] = &[
     ("-z", Act::Ignore),
 ];
 
+/// The [`WITH_ARG`] entry `a` starts with, if any (the first in table order). Entries
+/// are indexed by their second byte: most arguments (`-W…`, `-O…`) skip the scan.
+fn with_arg(a: &[u8]) -> Option<&'static (&'static str, Act)> {
+    static BY_SECOND: std::sync::OnceLock<Vec<Vec<usize>>> = std::sync::OnceLock::new();
+    let index = BY_SECOND.get_or_init(|| {
+        let mut v = vec![Vec::new(); 256];
+        for (k, (n, _)) in WITH_ARG.iter().enumerate() {
+            v[usize::from(n.as_bytes()[1])].push(k);
+        }
+        v
+    });
+    let second = *a.get(1)?;
+    index[usize::from(second)]
+        .iter()
+        .map(|&k| &WITH_ARG[k])
+        .find(|(n, _)| a.starts_with(n.as_bytes()))
+}
+
 /// Options that must match exactly (no glued form), and their effect.
-fn exact_flag(a: &[u8]) -> Option<fn(&mut Parser)> {
+fn exact_flag(a: &[u8]) -> Option<fn(&mut Parser, &[u8])> {
     Some(match a {
-        b"-nostdinc" | b"--no-standard-includes" => |p| {
+        b"-nostdinc" | b"--no-standard-includes" => |p, _| {
             p.cmd.nostdinc = true;
             p.cmd.probe_flags.push(b"-nostdinc".to_vec());
         },
-        b"-I-" | b"--include-barrier" => |p| {
+        b"-I-" | b"--include-barrier" => |p, _| {
             let before = std::mem::take(&mut p.cmd.angle_dirs);
             p.cmd.quote_dirs.extend(before);
             p.cmd.no_current_dir = true;
@@ -224,12 +242,11 @@ fn exact_flag(a: &[u8]) -> Option<fn(&mut Parser)> {
         | b"-nobuiltininc"
         | b"-no-canonical-prefixes"
         | b"-ffreestanding"
-        | b"-fno-builtin" => |p| {
-            let a = p.current.clone();
-            p.cmd.probe_flags.push(a);
+        | b"-fno-builtin" => |p, a| {
+            p.cmd.probe_flags.push(a.to_vec());
         },
         b"-undef" | b"-c" | b"-E" | b"-S" | b"-v" | b"-w" | b"-g" | b"-pipe" | b"-MD" | b"-MMD"
-        | b"-MP" | b"-MG" | b"-M" | b"-MM" | b"-P" | b"-C" | b"-CC" | b"-H" => |_| {},
+        | b"-MP" | b"-MG" | b"-M" | b"-MM" | b"-P" | b"-C" | b"-CC" | b"-H" => |_, _| {},
         _ => return None,
     })
 }
@@ -243,7 +260,6 @@ struct Parser {
     isysroot: Option<Vec<u8>>,
     /// Dirs whose `=` prefix waits for the sysroot: (list id, index).
     pending_eq: Vec<(u8, usize)>,
-    current: Vec<u8>,
 }
 
 /// Parses argv (argv[0] is the compiler).
@@ -262,7 +278,6 @@ pub fn parse(argv: &[Vec<u8>]) -> Result<CompileCommand, ParseError> {
         sysroot: None,
         isysroot: None,
         pending_eq: Vec::new(),
-        current: Vec::new(),
     };
     p.args(&argv[1..], false)?;
     p.finish()
@@ -274,7 +289,6 @@ impl Parser {
         while i < args.len() {
             let a = &args[i];
             i += 1;
-            self.current = a.clone();
             if a.is_empty() {
                 return Err("empty argument".into());
             }
@@ -286,7 +300,7 @@ impl Parser {
                 continue;
             }
             if let Some(f) = exact_flag(a) {
-                f(self);
+                f(self, a);
                 continue;
             }
             if let Some(rest) = a.strip_prefix(b"-Wp,") {
@@ -348,8 +362,7 @@ impl Parser {
                 i += 1;
                 continue;
             }
-            let Some((name, act)) = WITH_ARG.iter().find(|(n, _)| a.starts_with(n.as_bytes()))
-            else {
+            let Some((name, act)) = with_arg(a) else {
                 continue; // Unknown or argument-less option: ignored.
             };
             let glued = &a[name.len()..];

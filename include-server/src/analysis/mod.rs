@@ -159,6 +159,9 @@ pub struct ClosureIds {
     /// The closure's sets: its text ids ([`closure::TextEntry`]) are walked into the
     /// shadow tree.
     pub summary: Arc<Summary>,
+    /// `summary` is a node's memoized closure (held by the generation), not one made
+    /// for this request alone.
+    pub memoized: bool,
     /// The file id ([`closure::FileEntry`]) of each of [`Closure::files`].
     pub files: Vec<u32>,
 }
@@ -383,7 +386,11 @@ impl Analyzer {
             }
         }
         if let Some(src) = source_real {
-            if let Some(k) = files.iter().position(|f| *f.realpath == *src) {
+            let src = bytes_of(&src);
+            if let Some(k) = files
+                .iter()
+                .position(|f| bytes_of(&f.realpath) == src)
+            {
                 let f = files.remove(k);
                 files.insert(0, f);
                 let id = file_ids.remove(k);
@@ -402,6 +409,7 @@ impl Analyzer {
             system_dirs,
             ids: Some(ClosureIds {
                 table: gen.closures.clone(),
+                memoized: roots.len() == 1 && !total.approximated,
                 summary: total,
                 files: file_ids,
             }),
