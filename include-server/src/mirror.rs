@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::analysis::fscache::FsCache;
 use crate::analysis::closure::Summary;
+use crate::analysis::fscache::FsCache;
 use crate::analysis::Closure;
 use crate::client_root::ClientRoot;
 use crate::lzo;
@@ -259,7 +259,7 @@ impl Mirror {
                         }
                         shadow.done_texts |= new;
                     }
-                    for (file, &id) in closure.files.iter().zip(&ids.files) {
+                    for (file, &id) in closure.files.iter().zip(ids.files.iter()) {
                         if !shadow.done_files.contains(id) {
                             self.do_path(&mut shadow, &file.realpath)?;
                             shadow.done_files.insert(id);
@@ -270,7 +270,7 @@ impl Mirror {
                     }
                 }
             } else {
-                for file in &closure.files {
+                for file in closure.files.iter() {
                     self.do_path(&mut shadow, &file.realpath)?;
                 }
             }
@@ -636,13 +636,13 @@ mod tests {
             abs_spelling: abs.map(|a| proj.join(a)),
         };
         Closure {
-            files: vec![
+            files: Arc::new(vec![
                 file("main.c", None),
                 file("realinc/a.h", None),
                 file("realinc/a2.h", None),
                 file("b.h", None),
                 file("absinc/c.h", Some("absinc/c.h")),
-            ],
+            ]),
             paths_used: vec![
                 proj.join("main.c"),
                 proj.join("inc/a.h"),
@@ -764,10 +764,10 @@ mod tests {
         let fx = fixture(true);
         symlink("/usr/include", fx.proj.join("sysinc")).unwrap();
         let c = Closure {
-            files: vec![ClosureFile {
+            files: Arc::new(vec![ClosureFile {
                 realpath: fx.proj.join("main.c"),
                 abs_spelling: None,
-            }],
+            }]),
             paths_used: vec![
                 fx.proj.join("main.c"),
                 fx.proj.join("sysinc/stdio.h"),
@@ -839,10 +839,10 @@ mod tests {
         let content: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
         fs::write(&big, &content).unwrap();
         let c = Closure {
-            files: vec![ClosureFile {
+            files: Arc::new(vec![ClosureFile {
                 realpath: big.clone(),
                 abs_spelling: None,
-            }],
+            }]),
             paths_used: vec![big.clone()],
             system_dirs: Vec::new(),
             ids: None,
@@ -869,10 +869,10 @@ mod tests {
     fn unreadable_file_is_a_request_error() {
         let fx = fixture(true);
         let c = Closure {
-            files: vec![ClosureFile {
+            files: Arc::new(vec![ClosureFile {
                 realpath: fx.proj.join("vanished.h"),
                 abs_spelling: None,
-            }],
+            }]),
             ..Closure::default()
         };
         let err = fx.mirror.reply_for(&c).unwrap_err();

@@ -412,11 +412,8 @@ fn lead(shared: &Shared, pool: &Pool) -> Next {
             return Next::Stop;
         }
         match pool.listener.accept() {
-            Ok((stream, _)) => {
-                if stream.set_nonblocking(false).is_ok() {
-                    return Next::Connection(stream);
-                }
-            }
+            // Linux: the accepted socket does not inherit the listener's O_NONBLOCK.
+            Ok((stream, _)) => return Next::Connection(stream),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {

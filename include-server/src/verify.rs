@@ -214,7 +214,8 @@ mod tests {
                     realpath: cwd.join(f),
                     abs_spelling: None,
                 })
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
             paths_used: Vec::new(),
             system_dirs: Vec::new(),
             ids: None,

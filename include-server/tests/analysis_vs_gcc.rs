@@ -133,7 +133,7 @@ fn check(fx: &Fixture, compiler: &str, args: &[String]) -> Closure {
         unreached.is_empty(),
         "{compiler} {args:?}: walk never reached {unreached:?}"
     );
-    for f in &closure.files {
+    for f in closure.files.iter() {
         assert!(
             !closure
                 .system_dirs

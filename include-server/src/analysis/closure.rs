@@ -112,6 +112,19 @@ pub struct Summary {
     pub approximated: bool,
     /// Shipped nodes below with an exactly evaluated computed include (for widening).
     pub exact_nodes: Vec<Node>,
+    /// The reply's file list, made once for a memoized closure of a source.
+    pub materialized: std::sync::OnceLock<Materialized>,
+}
+
+/// A closure's files as a reply lists them (see `analysis::materialize`).
+#[derive(Debug, Clone)]
+pub struct Materialized {
+    /// The source they were ordered for (first).
+    pub source: Arc<Path>,
+    /// The files.
+    pub files: Arc<Vec<super::ClosureFile>>,
+    /// Their file ids.
+    pub ids: Arc<Vec<u32>>,
 }
 
 impl Summary {

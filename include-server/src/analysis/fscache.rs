@@ -10,7 +10,7 @@
 //! the full `canonicalize`).
 
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -34,13 +34,16 @@ struct Entry {
 /// The caches.
 #[derive(Debug, Default)]
 pub struct FsCache {
-    entries: ShardedMap<PathBuf, Option<Entry>>,
+    /// By the path's bytes (hashing bytes is much cheaper than `Path`'s component-wise
+    /// hash; two spellings of one path are two entries with the same value).
+    entries: ShardedMap<Box<[u8]>, Option<Entry>>,
     syscalls: AtomicU64,
 }
 
 impl FsCache {
     fn lookup(&self, path: &Path) -> Option<Entry> {
-        if let Some(e) = self.entries.get(path) {
+        let key = path.as_os_str().as_bytes();
+        if let Some(e) = self.entries.get(key) {
             return e;
         }
         self.syscalls.fetch_add(1, Ordering::Relaxed);
@@ -72,7 +75,7 @@ impl FsCache {
                 }),
             },
         };
-        self.entries.insert_if_absent(path.to_path_buf(), entry)
+        self.entries.insert_if_absent(key.into(), entry)
     }
 
     /// The realpath of a path that is not a symlink itself: its parent's realpath (from

@@ -120,7 +120,7 @@ pub struct ClosureFile {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Closure {
     /// Every non-system file the translation unit may read, the source first, each once.
-    pub files: Vec<ClosureFile>,
+    pub files: Arc<Vec<ClosureFile>>,
     /// Every textual absolute path (may hold symlinks and `..`) by which a file of the
     /// closure, or a directory on the way to one, was reached: the command-line files as
     /// `cwd/arg` and each successful resolution as `cwd/searchdir/include`. The serving
@@ -163,7 +163,7 @@ pub struct ClosureIds {
     /// for this request alone.
     pub memoized: bool,
     /// The file id ([`closure::FileEntry`]) of each of [`Closure::files`].
-    pub files: Vec<u32>,
+    pub files: Arc<Vec<u32>>,
 }
 
 impl PartialEq for ClosureIds {
@@ -351,52 +351,22 @@ impl Analyzer {
                 return Err(AnalysisError::Budget(ctx.budget.limit()));
             }
         };
-        let mut files: Vec<ClosureFile> = Vec::with_capacity(total.files.len() as usize);
-        let mut file_ids: Vec<u32> = Vec::with_capacity(files.capacity());
-        // A file reached by an absolute spelling too has two ids: one entry, `.abs`.
-        let mut index: FxHashMap<PathBytes, usize> = FxHashMap::default();
-        let mut with_abs = false;
-        gen.closures.files.with_values(&total.files, |id, f| {
-            if f.abs.is_some() {
-                with_abs = true;
-            }
-            files.push(ClosureFile {
-                realpath: f.real.to_path_buf(),
-                abs_spelling: f.abs.as_ref().map(|a| path_of(a).to_path_buf()),
-            });
-            file_ids.push(id);
-        });
-        if with_abs {
-            let mut k = 0;
-            while k < files.len() {
-                match index.get(&PathBytes(Arc::from(files[k].realpath.as_path()))) {
-                    Some(&first) => {
-                        let f = files.remove(k);
-                        let id = file_ids.remove(k);
-                        if files[first].abs_spelling.is_none() && f.abs_spelling.is_some() {
-                            files[first].abs_spelling = f.abs_spelling;
-                            file_ids[first] = id;
-                        }
-                    }
-                    None => {
-                        index.insert(PathBytes(Arc::from(files[k].realpath.as_path())), k);
-                        k += 1;
-                    }
+        let source_real = source_real.expect("the source is a root");
+        let cached = total
+            .materialized
+            .get()
+            .filter(|m| bytes_of(&m.source) == bytes_of(&source_real))
+            .cloned();
+        let m = match cached {
+            Some(m) => m,
+            None => {
+                let m = materialize(&gen, &total, source_real);
+                if roots.len() == 1 {
+                    let _ = total.materialized.set(m.clone());
                 }
+                m
             }
-        }
-        if let Some(src) = source_real {
-            let src = bytes_of(&src);
-            if let Some(k) = files
-                .iter()
-                .position(|f| bytes_of(&f.realpath) == src)
-            {
-                let f = files.remove(k);
-                files.insert(0, f);
-                let id = file_ids.remove(k);
-                file_ids.insert(0, id);
-            }
-        }
+        };
         let mut system_dirs = defaults.angle.clone();
         for q in &defaults.quote {
             if !system_dirs.contains(q) {
@@ -404,14 +374,14 @@ impl Analyzer {
             }
         }
         Ok(Closure {
-            files,
+            files: m.files,
             paths_used: Vec::new(),
             system_dirs,
             ids: Some(ClosureIds {
                 table: gen.closures.clone(),
                 memoized: roots.len() == 1 && !total.approximated,
                 summary: total,
-                files: file_ids,
+                files: m.ids,
             }),
         })
     }
@@ -487,6 +457,60 @@ impl Analyzer {
             approximated_evaluations: l(&c.approximated_evaluations),
             resets: l(&self.resets),
         }
+    }
+}
+
+/// A closure's files as the reply lists them: one entry per realpath (a file reached by an
+/// absolute spelling too is shipped as `.abs`), the source first, with their ids.
+fn materialize(gen: &Generation, total: &Summary, source_real: Arc<Path>) -> closure::Materialized {
+    let mut files: Vec<ClosureFile> = Vec::with_capacity(total.files.len() as usize);
+    let mut file_ids: Vec<u32> = Vec::with_capacity(files.capacity());
+    // A file reached by an absolute spelling too has two ids: one entry, `.abs`.
+    let mut index: FxHashMap<PathBytes, usize> = FxHashMap::default();
+    let mut with_abs = false;
+    gen.closures.files.with_values(&total.files, |id, f| {
+        if f.abs.is_some() {
+            with_abs = true;
+        }
+        files.push(ClosureFile {
+            realpath: f.real.to_path_buf(),
+            abs_spelling: f.abs.as_ref().map(|a| path_of(a).to_path_buf()),
+        });
+        file_ids.push(id);
+    });
+    if with_abs {
+        let mut k = 0;
+        while k < files.len() {
+            match index.get(&PathBytes(Arc::from(files[k].realpath.as_path()))) {
+                Some(&first) => {
+                    let f = files.remove(k);
+                    let id = file_ids.remove(k);
+                    if files[first].abs_spelling.is_none() && f.abs_spelling.is_some() {
+                        files[first].abs_spelling = f.abs_spelling;
+                        file_ids[first] = id;
+                    }
+                }
+                None => {
+                    index.insert(PathBytes(Arc::from(files[k].realpath.as_path())), k);
+                    k += 1;
+                }
+            }
+        }
+    }
+    {
+        let src = source_real.clone();
+        let src = bytes_of(&src);
+        if let Some(k) = files.iter().position(|f| bytes_of(&f.realpath) == src) {
+            let f = files.remove(k);
+            files.insert(0, f);
+            let id = file_ids.remove(k);
+            file_ids.insert(0, id);
+        }
+    }
+    closure::Materialized {
+        source: source_real,
+        files: Arc::new(files),
+        ids: Arc::new(file_ids),
     }
 }
 
