@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use common::wire::{self, tags, ArgvLimits};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{self as sock, sockopt, AddressFamily, SockFlag, SockType, UnixAddr};
 use regex::Regex;
 
@@ -234,17 +235,16 @@ impl Server {
     /// Serves until one of `stop` becomes readable; returns its index. Starts the
     /// worker threads; they finish the requests they hold and then exit.
     ///
-    /// The workers take turns as the leader (a mutex): the leader waits for a
-    /// connection, accepts it, hands the lead to the next idle worker and answers the
-    /// request itself, so that no thread hand-off sits between a client's connect and
-    /// its answer. When no worker is left idle, one more is started (up to
-    /// `max_workers`), so a slow request never holds up the others.
+    /// Each idle worker waits on the socket in its own epoll set with
+    /// `EPOLLEXCLUSIVE`: a connection wakes one of them, which accepts it and answers
+    /// it, so that no thread hand-off sits between a client's connect and its answer.
+    /// When no worker is left idle, one more is started (up to `max_workers`), so a
+    /// slow request never holds up the others.
     pub fn serve(&self, stop: &[BorrowedFd<'_>]) -> io::Result<usize> {
         self.listener.set_nonblocking(true)?;
         let (wake_rx, wake_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let pool = Arc::new(Pool {
             listener: self.listener.try_clone()?,
-            leader: Mutex::new(()),
             wake: wake_rx,
             idle: AtomicUsize::new(0),
             started: AtomicUsize::new(0),
@@ -269,7 +269,7 @@ impl Server {
                 break Ok(i);
             }
         };
-        // The pipe stays readable: every worker sees it when it next leads.
+        // The pipe stays readable: every worker sees it when it next waits.
         nix::unistd::write(&wake_tx, b"x")?;
         result
     }
@@ -346,8 +346,6 @@ fn listen(path: &Path) -> io::Result<UnixListener> {
 /// What the workers share: the listening socket and the lead.
 struct Pool {
     listener: UnixListener,
-    /// Held by the worker waiting for the next connection.
-    leader: Mutex<()>,
     /// Readable once serving stops.
     wake: OwnedFd,
     /// Workers not answering a request.
@@ -365,24 +363,27 @@ fn spawn_worker(shared: &Arc<Shared>, pool: &Arc<Pool>) -> io::Result<()> {
         .map(drop)
 }
 
-/// What a worker waits for while it leads.
+/// What a waiting worker gets.
 enum Next {
     Connection(UnixStream),
     Stop,
 }
 
 fn worker(shared: &Arc<Shared>, pool: &Arc<Pool>) {
+    let epoll = match worker_epoll(pool) {
+        Ok(e) => e,
+        Err(e) => {
+            shared.warn(&format!("cannot wait for connections: {e}"));
+            return;
+        }
+    };
     loop {
         pool.idle.fetch_add(1, Ordering::SeqCst);
-        let next = {
-            let _lead = lock(&pool.leader);
-            lead(shared, pool)
-        };
-        let Next::Connection(stream) = next else {
+        let Next::Connection(stream) = wait_next(shared, pool, &epoll) else {
             pool.idle.fetch_sub(1, Ordering::SeqCst);
             return;
         };
-        // Someone must lead while this one answers.
+        // Someone must wait for connections while this one answers.
         if pool.idle.fetch_sub(1, Ordering::SeqCst) == 1
             && pool.started.load(Ordering::Relaxed) < shared.options.max_workers
         {
@@ -394,26 +395,37 @@ fn worker(shared: &Arc<Shared>, pool: &Arc<Pool>) {
     }
 }
 
-/// The leader's wait: the next connection, or the stop signal.
-fn lead(shared: &Shared, pool: &Pool) -> Next {
+/// A worker's epoll set: the socket (one waiter woken per connection) and the stop pipe
+/// (every waiter woken).
+fn worker_epoll(pool: &Pool) -> io::Result<Epoll> {
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+    epoll.add(
+        &pool.listener,
+        EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, 0),
+    )?;
+    epoll.add(&pool.wake, EpollEvent::new(EpollFlags::EPOLLIN, 1))?;
+    Ok(epoll)
+}
+
+/// The next connection, or the stop signal.
+fn wait_next(shared: &Shared, pool: &Pool, epoll: &Epoll) -> Next {
     loop {
-        let mut fds = [
-            PollFd::new(pool.listener.as_fd(), PollFlags::POLLIN),
-            PollFd::new(pool.wake.as_fd(), PollFlags::POLLIN),
-        ];
-        match nix::poll::poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+        let mut events = [EpollEvent::empty(); 2];
+        let n = match epoll.wait(&mut events, EpollTimeout::NONE) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => {
-                shared.warn(&format!("poll failed: {e}"));
+                shared.warn(&format!("waiting for connections failed: {e}"));
                 return Next::Stop;
             }
-        }
-        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+        };
+        if events[..n].iter().any(|e| e.data() == 1) {
             return Next::Stop;
         }
         match pool.listener.accept() {
             // Linux: the accepted socket does not inherit the listener's O_NONBLOCK.
             Ok((stream, _)) => return Next::Connection(stream),
+            // Another worker took it.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {

@@ -209,6 +209,9 @@ enum Computed {
     Approximate,
 }
 
+/// A request's search configuration and compiler defaults.
+pub type Setup = (Arc<Config>, Arc<Defaults>);
+
 /// All state of one cache generation.
 #[derive(Debug, Default)]
 pub struct Generation {
@@ -241,7 +244,7 @@ pub struct Generation {
     pub closures: Arc<super::closure::Closures>,
     /// Search configuration and compiler defaults by command-line setup (see
     /// `analysis::setup_key`).
-    pub setups: ShardedMap<Box<[u8]>, (Arc<Config>, Arc<Defaults>)>,
+    pub setups: ShardedMap<Box<[u8]>, Setup>,
 }
 
 /// Token steps a computed include may take before it is approximated, when its
