@@ -351,12 +351,8 @@ impl Ctx<'_> {
             std::hash::Hash::hash(&**real, &mut h);
             std::hash::Hasher::finish(&h) | 1
         };
-        for d in &s.defines {
-            self.gen.define(d, file_key);
-        }
-        for u in &s.undefs {
-            self.gen.macros.undefine(u);
-        }
+        // Queued before the scan is cached: whoever sees the scan sees its macros.
+        self.gen.macros.define_later(s.defines, s.undefs, file_key);
         self.counters.files_parsed.fetch_add(1, Ordering::Relaxed);
         let parsed = Arc::new(Parsed {
             includes: s.includes,

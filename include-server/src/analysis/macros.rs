@@ -297,12 +297,62 @@ impl Symbol {
 }
 
 /// The global macro table.
+///
+/// A scanned file's definitions wait in a queue until the table is first read after
+/// it ([`MacroTable::get`], [`MacroTable::version`]): only computed includes read the
+/// table, and most code bases have none, so their headers' thousands of `#define`s
+/// never need to be entered. Every read sees every file scanned before it.
 #[derive(Debug, Default)]
 pub struct MacroTable {
     map: ShardedMap<Sym, Arc<Symbol>>,
+    pending: std::sync::Mutex<Vec<Pending>>,
+    has_pending: std::sync::atomic::AtomicBool,
+}
+
+/// The definitions of one scanned file, not yet entered.
+#[derive(Debug)]
+struct Pending {
+    defines: Vec<Define>,
+    undefs: Vec<Vec<u8>>,
+    file_key: u64,
 }
 
 impl MacroTable {
+    /// Queues a scanned file's definitions and undefinitions (`file_key` tells the
+    /// file's branch conditions from other files').
+    pub fn define_later(&self, defines: Vec<Define>, undefs: Vec<Vec<u8>>, file_key: u64) {
+        if defines.is_empty() && undefs.is_empty() {
+            return;
+        }
+        let mut q = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        q.push(Pending {
+            defines,
+            undefs,
+            file_key,
+        });
+        self.has_pending
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Enters the queued definitions. A reader that finds some queued waits until they
+    /// are all in.
+    fn flush(&self) {
+        if !self.has_pending.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let mut q = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for p in q.drain(..) {
+            for d in &p.defines {
+                self.define(&d.name, MacroDef::from_define(d, p.file_key));
+            }
+            for u in &p.undefs {
+                self.undefine(u);
+            }
+        }
+        self.has_pending
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+
     /// Adds a definition; returns whether it was new.
     pub fn define(&self, name: &[u8], def: MacroDef) -> bool {
         let def = Arc::new(def);
@@ -312,13 +362,15 @@ impl MacroTable {
             let same = sym.defs.iter().position(|d| {
                 d.params == def.params && d.variadic == def.variadic && d.body == def.body
             });
+            if let Some(k) = same {
+                if intersect(&sym.defs[k].cond, &def.cond).len() == sym.defs[k].cond.len() {
+                    return false;
+                }
+            }
             let mut s = (**sym).clone();
             match same {
                 Some(k) => {
                     let common = intersect(&s.defs[k].cond, &def.cond);
-                    if common.len() == s.defs[k].cond.len() {
-                        return false;
-                    }
                     let mut d = (*s.defs[k]).clone();
                     d.cond = common;
                     s.defs[k] = Arc::new(d);
@@ -344,6 +396,7 @@ impl MacroTable {
 
     /// The symbol's current state, if known.
     pub fn get(&self, name: &[u8]) -> Option<Arc<Symbol>> {
+        self.flush();
         self.map.get(name)
     }
 
@@ -354,6 +407,10 @@ impl MacroTable {
 
     /// Drops everything.
     pub fn clear(&self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.map.clear();
     }
 }
