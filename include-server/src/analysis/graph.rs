@@ -218,7 +218,7 @@ pub struct Generation {
     /// Stat/realpath cache.
     pub fs: FsCache,
     /// Scans by realpath.
-    pub parses: ShardedMap<Arc<Path>, Arc<Parsed>>,
+    pub parses: ShardedMap<PathBytes, Arc<Parsed>>,
     /// The global macro table.
     pub macros: MacroTable,
     /// Compiler defaults by probe key.
@@ -227,7 +227,7 @@ pub struct Generation {
     pub configs: ShardedMap<ConfigKey, Arc<Config>>,
     next_config: AtomicU64,
     /// Edges by (configuration, node realpath, node dir realpath).
-    pub edges: ShardedMap<(u64, Arc<Path>, Arc<Path>), Arc<Edges>>,
+    pub edges: ShardedMap<(u64, PathBytes, PathBytes), Arc<Edges>>,
     /// Evaluations by expression.
     pub evals: ShardedMap<Arc<[u8]>, Arc<Evaluation>>,
     /// Evaluations that hit a bound (or most of a budget), with the symbol versions
@@ -245,6 +245,28 @@ pub struct Generation {
     /// Search configuration and compiler defaults by command-line setup (see
     /// `analysis::setup_key`).
     pub setups: ShardedMap<Box<[u8]>, Setup>,
+}
+
+/// Reads and scans `real` into the generation's caches (its macros are queued for the
+/// table before the scan is cached: whoever sees the scan sees its macros).
+pub fn parse_into(
+    gen: &Generation,
+    counters: &Counters,
+    real: &Arc<Path>,
+) -> std::io::Result<Arc<Parsed>> {
+    let bytes = std::fs::read(real)?;
+    let s = scan::scan(&bytes);
+    let file_key = {
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&**real, &mut h);
+        std::hash::Hasher::finish(&h) | 1
+    };
+    gen.macros.define_later(s.defines, s.undefs, file_key);
+    counters.files_parsed.fetch_add(1, Ordering::Relaxed);
+    let parsed = Arc::new(Parsed {
+        includes: s.includes,
+    });
+    Ok(gen.parses.insert_if_absent(PathBytes(real.clone()), parsed))
 }
 
 /// Token steps a computed include may take before it is approximated, when its
@@ -335,29 +357,16 @@ impl Ctx<'_> {
 
     /// The scan of a file, from the cache or by reading it (its macros enter the table).
     pub fn parse(&mut self, real: &Arc<Path>) -> Result<Arc<Parsed>, AnalysisError> {
-        if let Some(p) = self.gen.parses.get(real) {
+        if let Some(p) = self.gen.parses.get(&PathBytes(real.clone())) {
             self.counters
                 .parse_cache_hits
                 .fetch_add(1, Ordering::Relaxed);
             return Ok(p);
         }
-        let bytes = std::fs::read(real).map_err(|error| AnalysisError::Unreadable {
+        parse_into(self.gen, self.counters, real).map_err(|error| AnalysisError::Unreadable {
             path: real.to_path_buf(),
             error,
-        })?;
-        let s = scan::scan(&bytes);
-        let file_key = {
-            let mut h = std::hash::DefaultHasher::new();
-            std::hash::Hash::hash(&**real, &mut h);
-            std::hash::Hasher::finish(&h) | 1
-        };
-        // Queued before the scan is cached: whoever sees the scan sees its macros.
-        self.gen.macros.define_later(s.defines, s.undefs, file_key);
-        self.counters.files_parsed.fetch_add(1, Ordering::Relaxed);
-        let parsed = Arc::new(Parsed {
-            includes: s.includes,
-        });
-        Ok(self.gen.parses.insert_if_absent(real.clone(), parsed))
+        })
     }
 
     fn dir_real_of(&self, base: &Path, name: &[u8]) -> Option<Arc<Path>> {
@@ -642,7 +651,11 @@ impl Ctx<'_> {
 
     /// A node's edges, from the memo or computed.
     pub fn edges(&mut self, node: &Node) -> Result<Arc<Edges>, AnalysisError> {
-        let key = (self.cfg.id, node.real.clone(), node.dir_real.clone());
+        let key = (
+            self.cfg.id,
+            PathBytes(node.real.clone()),
+            PathBytes(node.dir_real.clone()),
+        );
         if let Some(e) = self.gen.edges.get(&key) {
             if e.valid(&self.gen.macros) {
                 self.counters
