@@ -667,6 +667,77 @@ mod tests {
         PathBuf::from(s.strip_suffix(".lzo").unwrap_or(s))
     }
 
+    /// The reply for an analysis closure (by ids: paths done once, file list and tail
+    /// cached) is the reply for the same closure spelled out (every path walked), and a
+    /// repeat or another translation unit sharing its headers lists the same files.
+    #[test]
+    fn analysis_ids_give_the_spelled_out_reply() {
+        let fx = fixture(true);
+        let proj = &fx.proj;
+        fs::write(proj.join("sub/d.h"), "#include \"../b.h\"\n").unwrap();
+        fs::write(
+            proj.join("main.c"),
+            "#include \"inc/a.h\"\n#include \"sub/../sub/d.h\"\n",
+        )
+        .unwrap();
+        fs::write(proj.join("other.c"), "#include \"inc/a.h\"\n").unwrap();
+        let analyzer = crate::analysis::Analyzer::new(crate::analysis::AnalyzerConfig {
+            probe_path: Some("/usr/bin:/bin".into()),
+            ..Default::default()
+        });
+        let argv = |src: &str| -> Vec<Vec<u8>> {
+            ["gcc", "-c", src]
+                .iter()
+                .map(|a| a.as_bytes().to_vec())
+                .collect()
+        };
+        let budget = std::time::Duration::from_secs(10);
+        let by_ids = analyzer.analyze(proj, &argv("main.c"), budget).unwrap();
+        assert!(by_ids.ids.is_some() && by_ids.paths_used.is_empty());
+        let spelled = Closure {
+            paths_used: by_ids.all_paths_used(),
+            ids: None,
+            ..by_ids.clone()
+        };
+        assert!(spelled.paths_used.contains(&proj.join("sub/../sub/d.h")));
+        let other = fixture(true);
+        let want = other.mirror.reply_for(&spelled).unwrap();
+        let got = fx.mirror.reply_for(&by_ids).unwrap();
+        let under = |root: &Path, r: &Reply| -> Vec<PathBuf> {
+            r.paths
+                .iter()
+                .map(|p| p.strip_prefix(root).unwrap().to_path_buf())
+                .collect()
+        };
+        // Both mirrors hold `fx`'s project, each under its own root.
+        assert_eq!(
+            under(fx.mirror.root().prefix(), &got),
+            under(other.mirror.root().prefix(), &want)
+        );
+        // Repeats reuse everything and list the same.
+        let again = fx
+            .mirror
+            .reply_for(&analyzer.analyze(proj, &argv("main.c"), budget).unwrap())
+            .unwrap();
+        assert_eq!(again.paths, got.paths);
+        assert_eq!(again.files_compressed, 0);
+        // Another unit sharing a header: its own source, the shared header as before.
+        let o = fx
+            .mirror
+            .reply_for(&analyzer.analyze(proj, &argv("other.c"), budget).unwrap())
+            .unwrap();
+        assert_eq!(o.files_compressed, 1);
+        let a_h = got
+            .paths
+            .iter()
+            .find(|p| p.ends_with("realinc/a.h.lzo"))
+            .unwrap();
+        assert!(o.paths.contains(a_h), "{:?}", o.paths);
+        for p in &o.paths {
+            assert!(fs::symlink_metadata(p).is_ok(), "{}", p.display());
+        }
+    }
+
     #[test]
     fn reply_of_the_proj_example() {
         let fx = fixture(true);
