@@ -13,7 +13,7 @@
 #   remote build the whole code base with `pump make` against a loopback distccd,
 #                DISTCC_FALLBACK=0: TUs compiled in pump mode, fall-backs, discrepancies,
 #                objects against a local build after objcopy --strip-debug (pump-build);
-#   cost         launcher start-up, cold first request, warm median/p90, server CPU, peak
+#   cost         launcher start-up, cold first request, warm median/p90 (3 passes), server CPU, peak
 #                memory, throughput with 1, 4 and 16 clients (pump-bench);
 # then `pump --startup` and `pump true` (pump-startup), and pump-report writes the tables,
 # the targets met or missed and the SVG plots to bench/results (RESULTS to change it).
@@ -59,7 +59,7 @@ for c in $corpora; do
     boost) src=(--sources "$top/tests/boost-set") ;;
     *) echo "suite: unknown corpus $c" >&2; exit 2 ;;
   esac
-  "$bin/pump-bench" --label "$c" --recall "${src[@]}" --ours "$ours" --reference "$ref" \
+  "$bin/pump-bench" --label "$c" --recall --warm-passes 3 "${src[@]}" --ours "$ours" --reference "$ref" \
     --json "$raw/bench-$c.json"
 done
 
