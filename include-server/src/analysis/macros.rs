@@ -188,17 +188,41 @@ fn prev_end_is(s: &[u8], start: usize, prev: &[u8]) -> bool {
 }
 
 /// One definition of a macro.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+///
+/// The replacement list is kept as scanned and tokenized on first use: only the macros a
+/// computed include reaches are ever expanded, while the table holds every definition
+/// of every header scanned (thousands per translation unit). Two definitions are the
+/// same when their parameters, replacement text and branch constraints are.
+#[derive(Clone, Debug)]
 pub struct MacroDef {
     /// Parameters of a function-like macro.
     pub params: Option<Vec<Sym>>,
     /// The last parameter is variadic.
     pub variadic: bool,
-    /// Replacement list.
-    pub body: Vec<Tok>,
+    /// The replacement list as scanned (comments removed, trimmed).
+    text: Sym,
+    /// Its tokens, made on first use.
+    tokens: std::sync::OnceLock<Vec<Tok>>,
     /// The conditional branches the definition sits in: (chain key, branch index),
     /// sorted by key; empty for command-line and predefined macros.
     pub cond: Choices,
+}
+
+impl PartialEq for MacroDef {
+    fn eq(&self, other: &Self) -> bool {
+        self.same_text(other) && self.cond == other.cond
+    }
+}
+
+impl Eq for MacroDef {}
+
+impl std::hash::Hash for MacroDef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.params.hash(state);
+        self.variadic.hash(state);
+        self.text.hash(state);
+        self.cond.hash(state);
+    }
 }
 
 impl MacroDef {
@@ -209,9 +233,10 @@ impl MacroDef {
             .cond
             .iter()
             .map(|&(chain, branch)| {
-                let mut h = std::hash::DefaultHasher::new();
-                std::hash::Hash::hash(&(file_key, chain), &mut h);
-                (std::hash::Hasher::finish(&h), branch)
+                use std::hash::{BuildHasher, Hash, Hasher};
+                let mut h = rustc_hash::FxBuildHasher.build_hasher();
+                (file_key, chain).hash(&mut h);
+                (h.finish(), branch)
             })
             .collect();
         cond.sort_unstable();
@@ -221,9 +246,31 @@ impl MacroDef {
                 .as_ref()
                 .map(|ps| ps.iter().map(|p| Sym::from(p.as_slice())).collect()),
             variadic: d.variadic,
-            body: tokenize(&d.body),
+            text: Sym::from(d.body.as_slice()),
+            tokens: std::sync::OnceLock::new(),
             cond: Arc::new(cond),
         }
+    }
+
+    /// A definition with the given tokens.
+    fn with_body(params: Option<Vec<Sym>>, variadic: bool, body: Vec<Tok>, cond: Choices) -> Self {
+        MacroDef {
+            params,
+            variadic,
+            text: Sym::from(spell(&body).as_slice()),
+            tokens: std::sync::OnceLock::from(body),
+            cond,
+        }
+    }
+
+    /// The replacement list.
+    pub fn body(&self) -> &[Tok] {
+        self.tokens.get_or_init(|| tokenize(&self.text))
+    }
+
+    /// Same parameters and replacement text.
+    fn same_text(&self, other: &MacroDef) -> bool {
+        self.params == other.params && self.variadic == other.variadic && self.text == other.text
     }
 }
 
@@ -359,9 +406,7 @@ impl MacroTable {
         self.map.update(Sym::from(name), |sym| {
             // One entry per distinct text; the same text in several places keeps only the
             // branch constraints common to all (fewer constraints: more possibilities).
-            let same = sym.defs.iter().position(|d| {
-                d.params == def.params && d.variadic == def.variadic && d.body == def.body
-            });
+            let same = sym.defs.iter().position(|d| d.same_text(&def));
             if let Some(k) = same {
                 if intersect(&sym.defs[k].cond, &def.cond).len() == sym.defs[k].cond.len() {
                     return false;
@@ -741,7 +786,7 @@ fn widenable(sym: &Symbol) -> bool {
         && sym
             .defs
             .iter()
-            .all(|d| d.params.is_none() && d.body.len() == 1 && d.body[0].kind == Kind::Number)
+            .all(|d| d.params.is_none() && d.body().len() == 1 && d.body()[0].kind == Kind::Number)
 }
 
 /// The spelling of a token sequence, one space where whitespace was.
@@ -1040,7 +1085,7 @@ impl Evaluator<'_> {
         base: &Choices,
     ) -> Result<Vec<(Vec<ETok>, Choices)>, EvalError> {
         let params: &[Sym] = def.params.as_deref().unwrap_or(&[]);
-        let body = &def.body;
+        let body = def.body();
         self.step(body.len() as u64)?;
         let param_index = |t: &Tok| -> Option<usize> {
             if t.kind != Kind::Ident {
@@ -1100,12 +1145,8 @@ impl Evaluator<'_> {
                         let mut inner = body[..k].to_vec();
                         inner.extend_from_slice(&body[k + 2..end]);
                         inner.extend_from_slice(&body[end + 1..]);
-                        let d2 = MacroDef {
-                            params: def.params.clone(),
-                            variadic: false,
-                            body: inner,
-                            cond: def.cond.clone(),
-                        };
+                        let d2 =
+                            MacroDef::with_body(def.params.clone(), false, inner, def.cond.clone());
                         return self.subst(&d2, args, hs, base);
                     }
                 }
