@@ -233,10 +233,11 @@ impl MacroDef {
             .cond
             .iter()
             .map(|&(chain, branch)| {
-                use std::hash::{BuildHasher, Hash, Hasher};
-                let mut h = rustc_hash::FxBuildHasher.build_hasher();
-                (file_key, chain).hash(&mut h);
-                (h.finish(), branch)
+                use std::hash::BuildHasher;
+                (
+                    rustc_hash::FxBuildHasher.hash_one((file_key, chain)),
+                    branch,
+                )
             })
             .collect();
         cond.sort_unstable();
