@@ -492,8 +492,13 @@ impl<'a> Busy<'a> {
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        *lock(&self.0.busy) -= 1;
-        self.0.idle.notify_all();
+        let mut busy = lock(&self.0.busy);
+        *busy -= 1;
+        // Only shutdown waits (it sets `stopping` before it takes the lock); a wake-up
+        // nobody waits for still costs a system call.
+        if self.0.stopping.load(Ordering::SeqCst) {
+            self.0.idle.notify_all();
+        }
     }
 }
 

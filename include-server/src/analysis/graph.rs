@@ -254,8 +254,22 @@ pub fn parse_into(
     counters: &Counters,
     real: &Arc<Path>,
 ) -> std::io::Result<Arc<Parsed>> {
-    let bytes = std::fs::read(real)?;
-    let s = scan::scan(&bytes);
+    // One read buffer per thread, reused: a fresh one per file cost an allocation and
+    // page faults for every header of a cold request.
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let s = BUF.with(|buf| -> std::io::Result<scan::Scan> {
+        let mut buf = buf.borrow_mut();
+        buf.clear();
+        std::io::Read::read_to_end(&mut std::fs::File::open(real)?, &mut buf)?;
+        let s = scan::scan(&buf);
+        if buf.capacity() > 4 << 20 {
+            // Do not keep a huge file's buffer around.
+            *buf = Vec::new();
+        }
+        Ok(s)
+    })?;
     let file_key = {
         let mut h = std::hash::DefaultHasher::new();
         std::hash::Hash::hash(&**real, &mut h);
