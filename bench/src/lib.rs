@@ -16,6 +16,10 @@ pub mod results {
         pub first_pass_total_ms: f64,
         pub warm_median_ms: f64,
         pub warm_p90_ms: f64,
+        /// The median round trip of the same requests against a stand-in server that
+        /// answers at once (the socket and client cost every server pays; the same
+        /// figure in both implementations' records of one run).
+        pub round_trip_floor_ms: f64,
         pub throughput: Vec<(usize, f64)>,
         pub cpu_seconds: f64,
         pub peak_rss_mib: f64,

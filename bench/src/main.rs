@@ -220,22 +220,9 @@ impl Server {
         Ok(self.request_paths(c)?.len())
     }
 
-    /// One request; returns the reply's paths. The reply is read through a buffer, so
-    /// that the harness's own syscalls do not dominate what is measured (distcc's client
-    /// makes two `read(2)` calls per path, the same fixed cost for either server).
+    /// One request; returns the reply's paths.
     fn request_paths(&self, c: &Compile) -> Result<Vec<Vec<u8>>> {
-        let mut s = UnixStream::connect(&self.socket).context("connect")?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))?;
-        let mut buf = Vec::new();
-        wire::write_bytes(
-            &mut buf,
-            tags::CDIR,
-            c.directory.as_os_str().as_encoded_bytes(),
-        )?;
-        wire::write_argv(&mut buf, &c.argv)?;
-        s.write_all(&buf)?;
-        let mut r = std::io::BufReader::with_capacity(64 * 1024, s);
-        Ok(wire::read_argv(&mut r, ArgvLimits::default())?)
+        round_trip(&self.socket, c)
     }
 
     fn proc_status(&self, key: &str) -> Option<u64> {
@@ -404,6 +391,7 @@ fn measure(imp: &Impl, commands: &[Compile], deps: &[Vec<PathBuf>], cli: &Cli) -
         first_pass_total_ms: first_pass,
         warm_median_ms: median(&mut warm),
         warm_p90_ms: p90,
+        round_trip_floor_ms: 0.0,
         throughput,
         cpu_seconds: server.cpu_seconds(),
         peak_rss_mib: server.proc_status("VmHWM:").unwrap_or(0) as f64 / 1024.0,
@@ -513,11 +501,72 @@ fn run() -> Result<ExitCode> {
         );
         reports.push(measure(imp, &commands, &deps, &cli)?);
     }
+    let floor = round_trip_floor(&commands, reports[0].median_files)?;
+    for r in &mut reports {
+        r.round_trip_floor_ms = floor;
+    }
     print_table(&cli.label, &reports);
     if let Some(p) = &cli.json {
         std::fs::write(p, serde_json::to_vec_pretty(&reports)?)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One request over `socket`, as the distcc client sends it; returns the reply's paths.
+/// The reply is read through a buffer, so that the harness's own syscalls do not
+/// dominate what is measured (distcc's client makes two `read(2)` calls per path, the
+/// same fixed cost for any server).
+fn round_trip(socket: &Path, c: &Compile) -> Result<Vec<Vec<u8>>> {
+    let mut s = UnixStream::connect(socket).context("connect")?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut buf = Vec::new();
+    wire::write_bytes(
+        &mut buf,
+        tags::CDIR,
+        c.directory.as_os_str().as_encoded_bytes(),
+    )?;
+    wire::write_argv(&mut buf, &c.argv)?;
+    s.write_all(&buf)?;
+    let mut r = std::io::BufReader::with_capacity(64 * 1024, s);
+    Ok(wire::read_argv(&mut r, ArgvLimits::default())?)
+}
+
+/// The round-trip floor: the median latency of the same requests against a stand-in
+/// server (a thread of this process) that reads each request and answers at once with
+/// `paths` made-up paths. What the socket, the kernel and this client cost any include
+/// server, before it does any work.
+fn round_trip_floor(commands: &[Compile], paths: usize) -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let socket = dir.path().join("floor.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket)?;
+    let reply: Vec<String> = (0..paths.max(1))
+        .map(|i| {
+            format!(
+                "/dev/shm/tmp.floor/include-server-1-1/usr/src/project/include/header-{i:04}.h.lzo"
+            )
+        })
+        .collect();
+    let mut reply_bytes = Vec::new();
+    wire::write_argv(&mut reply_bytes, &reply)?;
+    let n = commands.len().clamp(300, 2000);
+    let server = std::thread::spawn(move || -> Result<()> {
+        for _ in 0..n {
+            let (s, _) = listener.accept()?;
+            let mut r = std::io::BufReader::new(&s);
+            wire::read_bytes(&mut r, tags::CDIR, 1 << 16)?;
+            wire::read_argv(&mut r, ArgvLimits::default())?;
+            (&s).write_all(&reply_bytes)?;
+        }
+        Ok(())
+    });
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        round_trip(&socket, &commands[i % commands.len()])?;
+        times.push(ms(t.elapsed()));
+    }
+    server.join().expect("stand-in server thread")?;
+    Ok(median(&mut times))
 }
 
 fn print_table(label: &str, reports: &[Report]) {
@@ -559,6 +608,12 @@ fn print_table(label: &str, reports: &[Report]) {
     );
     row("warm request, median", &|r| r.warm_median_ms, "ms", false);
     row("warm request, p90", &|r| r.warm_p90_ms, "ms", false);
+    row(
+        "round-trip floor (stand-in server)",
+        &|r| r.round_trip_floor_ms,
+        "ms",
+        false,
+    );
     for (i, (n, _)) in reports[0].throughput.iter().enumerate() {
         row(
             &format!("throughput, {n} client(s)"),

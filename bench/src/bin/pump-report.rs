@@ -257,7 +257,7 @@ fn run() -> Result<ExitCode> {
         let (Some(r), Some(p)) = (&c.rust, &c.python) else {
             continue;
         };
-        let rows: [(&str, f64, f64, &str); 7] = [
+        let rows: [(&str, f64, f64, &str); 8] = [
             ("launcher start-up", r.startup_ms, p.startup_ms, "ms"),
             ("cold first request", r.cold_first_ms, p.cold_first_ms, "ms"),
             (
@@ -267,6 +267,12 @@ fn run() -> Result<ExitCode> {
                 "ms",
             ),
             ("warm request, p90", r.warm_p90_ms, p.warm_p90_ms, "ms"),
+            (
+                "round-trip floor (stand-in server answering at once)",
+                r.round_trip_floor_ms,
+                p.round_trip_floor_ms,
+                "ms",
+            ),
             ("server CPU, whole run", r.cpu_seconds, p.cpu_seconds, "s"),
             ("peak memory (VmHWM)", r.peak_rss_mib, p.peak_rss_mib, "MiB"),
             (
@@ -306,11 +312,13 @@ fn run() -> Result<ExitCode> {
         targets.push(Target(
             p.warm_median_ms >= 10.0 * r.warm_median_ms,
             format!(
-                "{}: warm median ≥10x faster ({:.3} ms vs {:.3} ms: {})",
+                "{}: warm median ≥10x faster ({:.3} ms vs {:.3} ms: {}; round-trip floor {:.3} ms, a tenth of Python's median {:.3} ms)",
                 c.name,
                 r.warm_median_ms,
                 p.warm_median_ms,
-                ratio(p.warm_median_ms, r.warm_median_ms)
+                ratio(p.warm_median_ms, r.warm_median_ms),
+                r.round_trip_floor_ms,
+                p.warm_median_ms / 10.0
             ),
         ));
         let scale = |b: &Bench, n| {
