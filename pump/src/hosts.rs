@@ -6,7 +6,9 @@
 //!   starts, and `DISTCC_HOSTS` becomes `--randomize` plus each live host with `,cpp,lzo`
 //!   (`,lzo` alone if the include server failed), on **one line**.
 //! - **static**: otherwise a host configuration must exist (`DISTCC_HOSTS`, or a hosts
-//!   file) and `distcc --show-hosts` must list at least one host with `,cpp`.
+//!   file) and list at least one host with `,cpp`: the list `distcc --show-hosts` would
+//!   print, read in this process with the client's rules (`common::hosts`) instead of by
+//!   starting the client (3 ms on the way to every build).
 //!
 //! Differences from the original, on purpose: lsdistcc lines are reduced to the host
 //! (a latency from `-l` is dropped, an existing `,lzo`/`,cpp` suffix from `-P2`/`-P3` is
@@ -20,14 +22,14 @@ use common::env::{self, Env};
 /// How many hosts the static list has, and how many of them are pump hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StaticHosts {
-    /// Every host token `distcc --show-hosts` printed.
+    /// Every host token of the list (as `distcc --show-hosts` prints them).
     pub total: usize,
     /// Those whose token contains `,cpp`.
     pub pump: usize,
 }
 
 impl StaticHosts {
-    /// Counts the output of `distcc --show-hosts` as the original does (a substring
+    /// Counts a `distcc --show-hosts` listing as the original does (a substring
     /// match for `,cpp` on each verbatim token).
     pub fn count(show_hosts: &str) -> StaticHosts {
         let lines: Vec<&str> = show_hosts

@@ -25,7 +25,7 @@ pub mod shell;
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -104,18 +104,19 @@ pub fn run(argv0: &OsStr, args: &[OsString], env: Env) -> Result<Exit, Failure> 
         settings,
         max_discrepancy,
     };
-    let distcc = pump.location.distcc().ok_or_else(|| {
-        Failure::new(format!(
+    // The build runs distcc from its location (put first on PATH): it must be there.
+    if pump.location.distcc().is_none() {
+        return Err(Failure::new(format!(
             "{}: error: can't find distcc (looked in {})",
             pump.name,
             pump.location.dir().display()
-        ))
-    })?;
+        )));
+    }
     match mode {
         Mode::Help => unreachable!("handled above"),
         Mode::Shutdown => Ok(pump.shutdown_mode()),
-        Mode::Startup => pump.startup_mode(&distcc),
-        Mode::Command(cmd) => pump.command_mode(&distcc, &cmd),
+        Mode::Startup => pump.startup_mode(),
+        Mode::Command(cmd) => pump.command_mode(&cmd),
     }
 }
 
@@ -191,12 +192,12 @@ impl Pump {
     }
 
     /// Works out the hosts and starts the include server (spec A.6, A.7).
-    fn start(&self, distcc: &Path, verbose: bool, stdio: Stdio3) -> Result<Started, Failure> {
-        // Host discovery (lsdistcc) or the host check (distcc --show-hosts) runs while
-        // the include server starts; a failed check then stops the server again.
+    fn start(&self, verbose: bool, stdio: Stdio3) -> Result<Started, Failure> {
+        // Host discovery (lsdistcc) runs while the include server starts; the static
+        // host check is made first, in this process.
         let probe = match self.potential_hosts() {
             Some(names) => Ok(self.spawn_lsdistcc(&names)),
-            None => Err(self.spawn_show_hosts(distcc)?),
+            None => Err(self.static_hosts()?),
         };
         let started = self.start_include_server(stdio);
         let hosts = match probe {
@@ -213,13 +214,9 @@ impl Pump {
                 }
                 Some(hosts::probed_hosts_value(&live, started.is_ok()))
             }
-            Err(show_hosts) => {
-                if let Err(f) = self.check_static_hosts(show_hosts, verbose) {
-                    if let Ok(server) = &started {
-                        server::stop(server.pid);
-                        server.dir.remove();
-                    }
-                    return Err(f);
+            Err(counted) => {
+                if verbose {
+                    println!("{}", counted.message());
                 }
                 None
             }
@@ -249,45 +246,30 @@ impl Pump {
             .ok()
     }
 
-    /// Checks that a host configuration exists and starts `distcc --show-hosts`.
-    fn spawn_show_hosts(&self, distcc: &Path) -> Result<duct::Handle, Failure> {
+    /// The static path's check: a host configuration exists and lists at least one
+    /// `,cpp` host. The list is what `distcc --show-hosts` would print, read with the
+    /// client's own rules (`common::hosts`, checked against the distro's client host
+    /// string by host string), without starting a process on the way to the build.
+    fn static_hosts(&self) -> Result<hosts::StaticHosts, Failure> {
         if !hosts::configured(&self.env, &self.sysconfdir) {
             return Err(Failure::new(hosts::not_configured_message(
                 &self.name,
                 &self.sysconfdir,
             )));
         }
-        duct::cmd(distcc, ["--show-hosts"])
-            .stdout_capture()
-            .stdin_null()
-            .unchecked()
-            .start()
-            .map_err(|e| {
-                Failure::new(format!(
-                    "{}: cannot run {}: {e}",
-                    self.name,
-                    distcc.display()
-                ))
-            })
-    }
-
-    /// The static path's check: at least one `,cpp` host in `distcc --show-hosts`.
-    fn check_static_hosts(&self, show_hosts: duct::Handle, verbose: bool) -> Result<(), Failure> {
-        let out = show_hosts
-            .into_output()
-            .map(|o| o.stdout)
-            .unwrap_or_default();
-        let counted = hosts::StaticHosts::count(&String::from_utf8_lossy(&out));
+        // A list the client cannot read gives it no hosts at all.
+        let listed = match common::hosts::load_host_list(&self.env, &self.sysconfdir) {
+            Ok((_, list)) => list.iter().map(|h| format!("{h}\n")).collect::<String>(),
+            Err(_) => String::new(),
+        };
+        let counted = hosts::StaticHosts::count(&listed);
         if counted.pump == 0 {
             return Err(Failure::new(format!(
                 "{}: error: pump mode requested, but distcc hosts list does not contain any hosts with ',cpp' option",
                 self.name
             )));
         }
-        if verbose {
-            println!("{}", counted.message());
-        }
-        Ok(())
+        Ok(counted)
     }
 
     fn start_include_server(&self, stdio: Stdio3) -> Result<Server, Failure> {
@@ -322,7 +304,7 @@ impl Pump {
         })
     }
 
-    fn command_mode(&self, distcc: &Path, cmd: &[OsString]) -> Result<Exit, Failure> {
+    fn command_mode(&self, cmd: &[OsString]) -> Result<Exit, Failure> {
         let signals = Signals::install();
         let verbose = self.verbose();
         if verbose {
@@ -331,7 +313,7 @@ impl Pump {
                 self.location.dir().display()
             );
         }
-        let started = self.start(distcc, verbose, Stdio3::Inherit)?;
+        let started = self.start(verbose, Stdio3::Inherit)?;
         if let Some(sig) = signals.received() {
             self.shutdown(Some(started.server.pid), &started.server.dir, verbose);
             return Ok(Exit::Signal(sig));
@@ -368,9 +350,9 @@ impl Pump {
         })
     }
 
-    fn startup_mode(&self, distcc: &Path) -> Result<Exit, Failure> {
+    fn startup_mode(&self) -> Result<Exit, Failure> {
         let signals = Signals::install();
-        let started = self.start(distcc, false, Stdio3::Files)?;
+        let started = self.start(false, Stdio3::Files)?;
         if let Some(sig) = signals.received() {
             self.shutdown(Some(started.server.pid), &started.server.dir, false);
             return Ok(Exit::Signal(sig));
