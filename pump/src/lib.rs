@@ -460,6 +460,9 @@ fn shell_status(status: std::process::ExitStatus) -> i32 {
 /// SIGINT, SIGTERM and SIGHUP, caught for the whole run.
 struct Signals {
     first: Arc<AtomicI32>,
+    /// Set by the signal handler itself: a signal sent to the whole process group is
+    /// recorded before the build's `wait` returns (the forwarding thread may run later).
+    caught: Arc<std::sync::atomic::AtomicUsize>,
     child: Arc<AtomicI32>,
 }
 
@@ -469,7 +472,11 @@ impl Signals {
         use signal_hook::iterator::exfiltrator::WithOrigin;
         use signal_hook::iterator::SignalsInfo;
         let first = Arc::new(AtomicI32::new(0));
+        let caught = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let child = Arc::new(AtomicI32::new(0));
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            let _ = signal_hook::flag::register_usize(sig, caught.clone(), sig as usize);
+        }
         if let Ok(mut signals) = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP]) {
             let (first, child) = (first.clone(), child.clone());
             std::thread::spawn(move || {
@@ -487,7 +494,11 @@ impl Signals {
                 }
             });
         }
-        Signals { first, child }
+        Signals {
+            first,
+            caught,
+            child,
+        }
     }
 
     fn forward_to(&self, pid: i32) {
@@ -496,7 +507,10 @@ impl Signals {
 
     fn received(&self) -> Option<i32> {
         match self.first.load(Ordering::SeqCst) {
-            0 => None,
+            0 => match self.caught.load(Ordering::SeqCst) {
+                0 => None,
+                s => Some(s as i32),
+            },
             s => Some(s),
         }
     }
