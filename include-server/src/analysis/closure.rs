@@ -18,11 +18,12 @@
 //! loops until the union it computed is still valid at the end (a definition parsed
 //! late may add values to an earlier evaluation: the fixpoint of the spec's 5.8).
 //!
-//! Within one pass, nodes are identified by (realpath, quote-dir realpath) as in the
-//! walk this replaces: a second spelling of a node already open or closed adds its own
-//! text but is not descended again, which ends cycles and `D/../D/../` chains. Across
-//! requests the memo key also holds the spelling, so a node reached by another spelling
-//! gets the texts of that spelling.
+//! Within one pass, nodes are identified by (realpath, quote-dir realpath, `#embed`ded
+//! or not): a second spelling of a node already open or closed adds its own text but is
+//! not descended again, which ends cycles and `D/../D/../` chains. Across requests the
+//! memo key also holds the spelling, so a node reached by another spelling gets the texts
+//! of that spelling. A file both `#embed`ded and `#include`d is two nodes: the embedded
+//! one is not scanned, the included one is.
 
 use roaring::RoaringBitmap;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -160,8 +161,9 @@ impl Summary {
     }
 }
 
-/// The memo key of a node: configuration, realpath, quote-dir realpath, spelling.
-pub type MemoKey = (u64, PathBytes, PathBytes, Arc<[u8]>);
+/// The memo key of a node: configuration, realpath, quote-dir realpath, spelling, and
+/// whether it is `#embed`ded (then not scanned: its closure is itself alone).
+pub type MemoKey = (u64, PathBytes, PathBytes, Arc<[u8]>, bool);
 
 /// The intern key of a shipped file: realpath and absolute spelling.
 pub type FileKey = (PathBytes, Option<Arc<[u8]>>);
@@ -197,6 +199,7 @@ fn memo_key(ctx: &Ctx<'_>, n: &Node) -> MemoKey {
         PathBytes(n.real.clone()),
         PathBytes(n.dir_real.clone()),
         n.text.clone(),
+        n.embed,
     )
 }
 
@@ -263,10 +266,14 @@ enum State {
     Done(Arc<Summary>),
 }
 
-type NodeId = (PathBytes, PathBytes);
+type NodeId = (PathBytes, PathBytes, bool);
 
 fn node_id(n: &Node) -> NodeId {
-    (PathBytes(n.real.clone()), PathBytes(n.dir_real.clone()))
+    (
+        PathBytes(n.real.clone()),
+        PathBytes(n.dir_real.clone()),
+        n.embed,
+    )
 }
 
 /// The closure of `root` (see the module documentation).

@@ -379,3 +379,23 @@ fn engine_is_shareable_between_threads() {
     shareable::<Closure>();
     shareable::<AnalysisError>();
 }
+
+#[test]
+fn a_file_embedded_then_included_is_still_scanned() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    write(r, "x.c", "#embed \"d.h\"\n#include \"d.h\"\n");
+    write(r, "d.h", "#include \"e.h\"\n");
+    write(r, "e.h", "");
+    let a = engine();
+    let c = a.analyze(r, &argv("gcc -c x.c"), BUDGET).unwrap();
+    let mut n = names(&c, r);
+    n.sort();
+    assert_eq!(n, vec!["d.h", "e.h", "x.c"]);
+    // And in the other order, from the memo of another request.
+    write(r, "y.c", "#include \"d.h\"\n#embed \"d.h\"\n");
+    let c = a.analyze(r, &argv("gcc -c y.c"), BUDGET).unwrap();
+    let mut n = names(&c, r);
+    n.sort();
+    assert_eq!(n, vec!["d.h", "e.h", "y.c"]);
+}
