@@ -229,7 +229,7 @@ impl Mirror {
 
     /// Writes what `closure` needs and returns the reply listing it.
     pub fn reply_for(&self, closure: &Closure) -> Result<Reply, MirrorError> {
-        let system_dirs = {
+        let (known, system_dirs) = {
             let mut shadow = self.lock_shadow();
             let same_batch = shadow.last_batch.len() == closure.system_dirs.len()
                 && shadow
@@ -274,19 +274,28 @@ impl Mirror {
                     self.do_path(&mut shadow, &file.realpath)?;
                 }
             }
-            shadow.system_dirs.clone()
+            // Outputs an earlier reply of this generation compressed, by file.
+            let known: Vec<Option<PathBuf>> = match &closure.ids {
+                Some(ids) => ids
+                    .files
+                    .iter()
+                    .map(|id| shadow.outs.get(id).cloned())
+                    .collect(),
+                None => vec![None; closure.files.len()],
+            };
+            // Only a file not compressed yet needs the system dirs.
+            let system_dirs = if known.iter().any(Option::is_none) {
+                shadow.system_dirs.clone()
+            } else {
+                Vec::new()
+            };
+            (known, system_dirs)
         };
         let mut reply = Reply::default();
         let mut seen = HashSet::default();
         let ids = closure.ids.as_ref();
-        for (k, file) in closure.files.iter().enumerate() {
+        for ((k, file), known) in closure.files.iter().enumerate().zip(known) {
             let id = ids.map(|i| (i.table.serial, i.files[k]));
-            let known = id.and_then(|(serial, id)| {
-                let shadow = self.lock_shadow();
-                (shadow.ids_serial == serial)
-                    .then(|| shadow.outs.get(&id).cloned())
-                    .flatten()
-            });
             let out = match known {
                 Some(out) => {
                     self.compression_hits.fetch_add(1, Ordering::Relaxed);

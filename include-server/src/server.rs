@@ -343,7 +343,7 @@ fn listen(path: &Path) -> io::Result<UnixListener> {
     Ok(UnixListener::from(fd))
 }
 
-/// What the workers share: the listening socket and the lead.
+/// What the workers share: the listening socket, the stop pipe and their counts.
 struct Pool {
     listener: UnixListener,
     /// Readable once serving stops.

@@ -1,13 +1,14 @@
-//! The include graph (spec 5.8, 5.9): search configurations, resolution, the memoized
-//! edges of each file per configuration, and the closure walk of one request.
+//! The include graph (spec 5.8, 5.9): search configurations, resolution and the memoized
+//! edges of each file per configuration (closures are in [`super::closure`]).
 //!
 //! A *node* is a file reached with a given directory: its realpath and the realpath of
 //! the directory its quote includes start in (the textual dir of the spelling that reached
 //! it). Nodes are deduplicated by that pair while a closure is computed (see
-//! [`super::closure`]), which ends cycles and `D/../D/../` chains. A node's *edges* (its resolved includes) depend only on the search
-//! configuration, the node and, for computed includes, the macro table; they are memoized
-//! per (configuration, node) for every request of the generation, and a memo that used
-//! macros is revalidated against the versions of the symbols its evaluations looked up.
+//! [`super::closure`]), which ends cycles and `D/../D/../` chains. A node's *edges* (its
+//! resolved includes) depend only on the search configuration, the node and, for
+//! computed includes, the macro table; they are memoized per (configuration, node) for
+//! every request of the generation, and a memo that used macros is revalidated against
+//! the versions of the symbols its evaluations looked up.
 //! Textual spellings (for `paths_used` and `.abs`) are rebuilt from [`DirRef`]s, so one
 //! memo of edges serves any spelling of the same node.
 
@@ -209,8 +210,9 @@ enum Computed {
     Approximate,
 }
 
-/// A request's search configuration and compiler defaults.
-pub type Setup = (Arc<Config>, Arc<Defaults>);
+/// A request's search configuration and the compiler's default directories (angle
+/// first, then the quote-only ones), as a closure lists them.
+pub type Setup = (Arc<Config>, Arc<Vec<PathBuf>>);
 
 /// All state of one cache generation.
 #[derive(Debug, Default)]
@@ -249,7 +251,7 @@ pub struct Generation {
 
 /// Reads and scans `real` into the generation's caches (its macros are queued for the
 /// table before the scan is cached: whoever sees the scan sees its macros).
-pub fn parse_into(
+fn parse_into(
     gen: &Generation,
     counters: &Counters,
     real: &Arc<Path>,

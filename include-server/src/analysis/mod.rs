@@ -305,7 +305,7 @@ impl Analyzer {
         // Everything but the files: requests with the same flags in the same directory
         // share their macros, probe and search configuration.
         let setup_key = setup_key(cwd, &cmd);
-        let (cfg, defaults) = match gen.setups.get(&setup_key[..]) {
+        let (cfg, system_dirs) = match gen.setups.get(&setup_key[..]) {
             Some(hit) => hit,
             None => {
                 let setup = self.setup(&gen, cwd, &cmd, &mut budget)?;
@@ -339,7 +339,7 @@ impl Analyzer {
             })?;
             roots.push(node);
         }
-        let source_real = roots.last().map(|n| n.real.clone());
+        let source_real = roots.last().expect("the source is a root").real.clone();
         let total: Arc<Summary> = loop {
             let total = union_of(&mut ctx, &roots)?;
             // A definition parsed late may have changed what an earlier evaluation
@@ -351,7 +351,6 @@ impl Analyzer {
                 return Err(AnalysisError::Budget(ctx.budget.limit()));
             }
         };
-        let source_real = source_real.expect("the source is a root");
         let cached = total
             .materialized
             .get()
@@ -367,16 +366,10 @@ impl Analyzer {
                 m
             }
         };
-        let mut system_dirs = defaults.angle.clone();
-        for q in &defaults.quote {
-            if !system_dirs.contains(q) {
-                system_dirs.push(q.clone());
-            }
-        }
         Ok(Closure {
             files: m.files,
             paths_used: Vec::new(),
-            system_dirs,
+            system_dirs: system_dirs.to_vec(),
             ids: Some(ClosureIds {
                 table: gen.closures.clone(),
                 memoized: roots.len() == 1 && !total.approximated,
@@ -386,15 +379,15 @@ impl Analyzer {
         })
     }
 
-    /// The command line's macros entered into the table, the compiler's defaults
-    /// (probed on first use) and the search configuration.
+    /// The command line's macros entered into the table, the search configuration and
+    /// the compiler's default directories (probed on first use).
     fn setup(
         &self,
         gen: &Generation,
         cwd: &Path,
         cmd: &command::CompileCommand,
         budget: &mut cputime::Budget,
-    ) -> Result<(Arc<graph::Config>, Arc<probe::Defaults>), AnalysisError> {
+    ) -> Result<graph::Setup, AnalysisError> {
         for d in &cmd.defines {
             let text = [d.lhs.as_slice(), b" ", d.value.as_slice()].concat();
             if let Some(def) = scan::define(&text) {
@@ -432,7 +425,13 @@ impl Analyzer {
             }
         };
         let key = search_config(gen, cwd, cmd, &defaults);
-        Ok((gen.config(key), defaults))
+        let mut system_dirs = defaults.angle.clone();
+        for q in &defaults.quote {
+            if !system_dirs.contains(q) {
+                system_dirs.push(q.clone());
+            }
+        }
+        Ok((gen.config(key), Arc::new(system_dirs)))
     }
 
     /// Drops every cache (a `--stat_reset_triggers` change or a new generation).

@@ -20,6 +20,13 @@ fn engine() -> Analyzer {
     })
 }
 
+/// [`names`], sorted.
+fn sorted_names(c: &Closure, root: &Path) -> Vec<String> {
+    let mut n = names(c, root);
+    n.sort();
+    n
+}
+
 fn names(c: &Closure, root: &Path) -> Vec<String> {
     let root = fs::canonicalize(root).unwrap();
     c.files
@@ -213,8 +220,7 @@ fn approximation_widens_exact_includes_of_shipped_files() {
     write(r, "unrelated/u.h", "");
     let a = engine();
     let c = a.analyze(r, &argv("gcc -Iinc -c src/x.c"), BUDGET).unwrap();
-    let mut n = names(&c, r);
-    n.sort();
+    let n = sorted_names(&c, r);
     // heavy.h's include is approximated by inc/; local.h's exact computed include could
     // then depend on a definition no walked file gave, so its directory is added.
     assert_eq!(
@@ -318,8 +324,7 @@ fn macro_accumulation_and_fixpoint() {
     write(r, "dash.h", "");
     let a = engine();
     let c = a.analyze(r, &argv("gcc -c x.c"), BUDGET).unwrap();
-    let mut n = names(&c, r);
-    n.sort();
+    let n = sorted_names(&c, r);
     assert_eq!(n, vec!["cfg.h", "defs.h", "x.c"]);
     // A later request sees the accumulated table.
     let c = a.analyze(r, &argv("gcc -c other.c"), BUDGET).unwrap();
@@ -389,13 +394,11 @@ fn a_file_embedded_then_included_is_still_scanned() {
     write(r, "e.h", "");
     let a = engine();
     let c = a.analyze(r, &argv("gcc -c x.c"), BUDGET).unwrap();
-    let mut n = names(&c, r);
-    n.sort();
+    let n = sorted_names(&c, r);
     assert_eq!(n, vec!["d.h", "e.h", "x.c"]);
     // And in the other order, from the memo of another request.
     write(r, "y.c", "#include \"d.h\"\n#embed \"d.h\"\n");
     let c = a.analyze(r, &argv("gcc -c y.c"), BUDGET).unwrap();
-    let mut n = names(&c, r);
-    n.sort();
+    let n = sorted_names(&c, r);
     assert_eq!(n, vec!["d.h", "e.h", "y.c"]);
 }
