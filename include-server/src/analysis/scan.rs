@@ -65,11 +65,11 @@ pub struct Scan {
 }
 
 fn is_ident(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+    CLASS[c as usize] & IDENT != 0
 }
 
 fn is_hspace(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c')
+    CLASS[c as usize] & HSPACE != 0
 }
 
 /// Skips backslash-newline splices at `i`; returns the index of the next real byte.
@@ -183,90 +183,237 @@ fn skip_raw_string(s: &[u8], i: usize) -> Option<usize> {
     }
 }
 
+/// Byte classes for the scanner's tables.
+const IDENT: u8 = 1;
+/// Bytes that end a stretch of ordinary code: a newline, a possible comment, a literal
+/// or a splice.
+const STOP: u8 = 2;
+const HSPACE: u8 = 4;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80 {
+            t[c] |= IDENT;
+        }
+        if matches!(b, b'\n' | b'/' | b'"' | b'\'' | b'\\') {
+            t[c] |= STOP;
+        }
+        if matches!(b, b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c') {
+            t[c] |= HSPACE;
+        }
+        c += 1;
+    }
+    t
+};
+
+/// Whether a preprocessing number ends exactly at `end`, the stretch since `floor` holding
+/// no literal or comment; returns where it starts. Identifiers and numbers are told apart
+/// by lexing forward from the start of the run of bytes that can belong to either.
+fn number_ending_at(s: &[u8], floor: usize, end: usize) -> Option<usize> {
+    let mut r = end;
+    while r > floor {
+        let c = s[r - 1];
+        let sign_of_exponent = (c == b'+' || c == b'-')
+            && r - 1 > floor
+            && matches!(s[r - 2], b'e' | b'E' | b'p' | b'P');
+        if CLASS[c as usize] & IDENT != 0 || c == b'.' || c == b'\'' || sign_of_exponent {
+            r -= 1;
+        } else {
+            break;
+        }
+    }
+    let mut k = r;
+    while k < end {
+        let c = s[k];
+        if c.is_ascii_digit() || (c == b'.' && s.get(k + 1).is_some_and(u8::is_ascii_digit)) {
+            let e = skip_number(s, k);
+            if e >= end {
+                return Some(k);
+            }
+            k = e;
+        } else if is_ident(c) {
+            while k < end && is_ident(s[k]) {
+                k += 1;
+            }
+        } else {
+            k += 1;
+        }
+    }
+    None
+}
+
+/// The identifier that ends exactly at `end` (empty if none, or if it is part of a
+/// preprocessing number).
+fn identifier_ending_at(s: &[u8], floor: usize, end: usize) -> &[u8] {
+    let mut r = end;
+    while r > floor && is_ident(s[r - 1]) {
+        r -= 1;
+    }
+    if r == end || number_ending_at(s, floor, end).is_some() {
+        return &[];
+    }
+    &s[r..end]
+}
+
+/// Finds the next byte that can change the lexing state of ordinary code: a newline,
+/// `/`, a quote or a backslash. Two vectorized searches (`memchr` takes at most three
+/// bytes) each remember where their next match is, so no byte is searched twice.
+#[derive(Default)]
+struct Stops {
+    /// The next `\n`, `/` or `"` at or after the last search; `None` before the first.
+    common: Option<usize>,
+    /// The next `'` or `\\`.
+    rare: Option<usize>,
+}
+
+impl Stops {
+    fn next(&mut self, s: &[u8], i: usize) -> usize {
+        let at = |found: Option<usize>| found.map_or(s.len(), |k| i + k);
+        let common = match self.common {
+            Some(p) if p >= i => p,
+            _ => at(memchr::memchr3(b'\n', b'/', b'"', &s[i..])),
+        };
+        let rare = match self.rare {
+            Some(p) if p >= i => p,
+            _ => at(memchr::memchr2(b'\'', b'\\', &s[i..])),
+        };
+        self.common = Some(common);
+        self.rare = Some(rare);
+        common.min(rare)
+    }
+}
+
 /// Scans a whole file.
+///
+/// At the start of a line it looks for a directive; elsewhere it jumps from one byte that
+/// can change the lexing state (newline, `/`, quote, backslash) to the next, and decides
+/// about raw-string prefixes and digit separators by looking back at the token just
+/// before (never past `floor`, the end of the last literal, comment or line).
 pub fn scan(s: &[u8]) -> Scan {
     let mut out = Scan::default();
     // A UTF-8 byte-order mark is not part of the first line.
     let mut i = if s.starts_with(b"\xef\xbb\xbf") { 3 } else { 0 };
+    let mut floor = i;
     let mut line_start = true;
     let mut line = Vec::new();
+    let mut stops = Stops::default();
     while i < s.len() {
         let c = s[i];
+        if line_start {
+            match c {
+                b'\n' => {
+                    i += 1;
+                    floor = i;
+                }
+                _ if CLASS[c as usize] & HSPACE != 0 => i += 1,
+                b'\\' => {
+                    let j = skip_splices(s, i);
+                    if j == i {
+                        line_start = false;
+                    } else {
+                        i = j;
+                        floor = i;
+                    }
+                }
+                b'/' => match next(s, i + 1) {
+                    Some((b'*', j)) => {
+                        i = skip_block_comment(s, j);
+                        floor = i;
+                    }
+                    Some((b'/', j)) => i = skip_line_comment(s, j),
+                    _ => line_start = false,
+                },
+                b'#' | b'%' => {
+                    let after = if c == b'#' {
+                        Some(i + 1)
+                    } else {
+                        match next(s, i + 1) {
+                            Some((b':', j)) => Some(j),
+                            _ => None,
+                        }
+                    };
+                    match after {
+                        Some(j) => {
+                            i = directive_line(s, j, &mut line, &mut out);
+                            floor = i;
+                        }
+                        None => line_start = false,
+                    }
+                }
+                _ => line_start = false,
+            }
+            continue;
+        }
+        // Ordinary code: straight to the next byte that matters.
+        i = stops.next(s, i);
+        let Some(&c) = s.get(i) else { break };
         match c {
             b'\n' => {
                 line_start = true;
                 i += 1;
+                floor = i;
             }
             b'\\' => {
                 let j = skip_splices(s, i);
                 if j == i {
-                    line_start = false;
                     i += 1;
                 } else {
                     i = j;
+                    floor = i;
                 }
             }
-            _ if is_hspace(c) => i += 1,
             b'/' => match next(s, i + 1) {
-                Some((b'*', j)) => i = skip_block_comment(s, j),
-                Some((b'/', j)) => i = skip_line_comment(s, j),
-                _ => {
-                    line_start = false;
-                    i += 1;
+                Some((b'*', j)) => {
+                    i = skip_block_comment(s, j);
+                    floor = i;
                 }
+                Some((b'/', j)) => {
+                    i = skip_line_comment(s, j);
+                    floor = i;
+                }
+                _ => i += 1,
             },
-            b'#' | b'%' if line_start => {
-                let after = if c == b'#' {
-                    Some(i + 1)
-                } else {
-                    match next(s, i + 1) {
-                        Some((b':', j)) => Some(j),
-                        _ => None,
-                    }
+            b'"' => {
+                let raw = matches!(
+                    identifier_ending_at(s, floor, i),
+                    b"R" | b"u8R" | b"uR" | b"UR" | b"LR"
+                );
+                i = match raw.then(|| skip_raw_string(s, i)).flatten() {
+                    Some(end) => end,
+                    None => skip_literal(s, i + 1, c, None),
                 };
-                match after {
-                    Some(j) => {
-                        line.clear();
-                        i = collect_directive(s, j, &mut line);
-                        directive(&line, &mut out);
-                    }
-                    None => {
-                        line_start = false;
-                        i += 1;
-                    }
-                }
-            }
-            b'"' | b'\'' => {
-                line_start = false;
-                i = skip_literal(s, i + 1, c, None);
-            }
-            b'0'..=b'9' => {
-                line_start = false;
-                i = skip_number(s, i);
-            }
-            _ if is_ident(c) => {
-                line_start = false;
-                let start = i;
-                while i < s.len() && is_ident(s[i]) {
-                    i += 1;
-                }
-                let word = &s[start..i];
-                if i < s.len()
-                    && s[i] == b'"'
-                    && matches!(word, b"R" | b"u8R" | b"uR" | b"UR" | b"LR")
-                {
-                    if let Some(end) = skip_raw_string(s, i) {
-                        i = end;
-                    }
-                }
+                floor = i;
             }
             _ => {
-                line_start = false;
-                i += 1;
+                // A quote: a digit separator inside a number, or a character literal.
+                match number_ending_at(s, floor, i) {
+                    Some(start) if skip_number(s, start) > i => i = skip_number(s, start),
+                    _ => i = skip_literal(s, i + 1, c, None),
+                }
+                floor = i;
             }
         }
     }
     out
+}
+
+/// Reads one directive whose text starts at `j` (just after `#`) and records it; returns
+/// the index of the newline that ends it.
+fn directive_line(s: &[u8], j: usize, line: &mut Vec<u8>, out: &mut Scan) -> usize {
+    let nl = memchr::memchr(b'\n', &s[j..]).map_or(s.len(), |k| j + k);
+    let text = &s[j..nl];
+    // Most directive lines hold no comment, literal or splice: use them as they are.
+    if text.iter().all(|&c| CLASS[c as usize] & STOP == 0) {
+        directive(text, out);
+        return nl;
+    }
+    line.clear();
+    let end = collect_directive(s, j, line);
+    directive(line, out);
+    end
 }
 
 /// Skips a preprocessing number (digits, letters, `.`, `'` separators, exponent signs).
@@ -612,6 +759,40 @@ mod tests {
         ];
         for (src, want) in cases {
             assert_eq!(&incs(src), want, "{}", String::from_utf8_lossy(src));
+        }
+    }
+
+    #[test]
+    fn the_token_before_a_quote_decides_what_it_starts() {
+        // Each source opens a block comment or raw string only if the quote before it
+        // was lexed as the test expects; the include after tells which.
+        let cases: &[(&[u8], bool)] = &[
+            // digit separators: the `/*` after them opens a comment
+            (b"x = 0x1'ff'00; /*\n#include \"h.h\"\n*/\n", false),
+            (b"x = .5'0; /*\n#include \"h.h\"\n*/\n", false),
+            (b"x = 1e+5'0; /*\n#include \"h.h\"\n*/\n", false),
+            (b"x = a.5'0; /*\n#include \"h.h\"\n*/\n", false),
+            // character literals: the `/*` is inside them, the include counts
+            (b"x = u8'/*';\n#include \"h.h\"\n", true),
+            (b"x = a1'/*';\n#include \"h.h\"\n", true),
+            (b"x = e+'/*';\n#include \"h.h\"\n", true),
+            (b"x = 1' '; c = '/*';\n#include \"h.h\"\n", true),
+            (b"x = 'a''/*';\n#include \"h.h\"\n", true),
+            // raw strings only after an exact prefix that is not part of a number
+            (b"s = LR\"(\n#include \"h.h\"\n)\";\n", false),
+            (b"s = .R\"(\n#include \"h.h\"\n)\";\n", false),
+            (b"s = 1R\"(\";\n#include \"h.h\"\n", true),
+            (b"s = 1.R\"(\";\n#include \"h.h\"\n", true),
+            (b"s = xR\"(\";\n#include \"h.h\"\n", true),
+            (b"s = 'R'\"(\";\n#include \"h.h\"\n", true),
+        ];
+        for (src, found) in cases {
+            assert_eq!(
+                !incs(src).is_empty(),
+                *found,
+                "{}",
+                String::from_utf8_lossy(src)
+            );
         }
     }
 
