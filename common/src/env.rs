@@ -38,6 +38,9 @@ pub const DISTCC_EMAILLOG_WHOM_TO_BLAME: &str = "DISTCC_EMAILLOG_WHOM_TO_BLAME";
 pub const INCLUDE_SERVER_ARGS: &str = "INCLUDE_SERVER_ARGS";
 /// The include server's Unix socket path, read by the distcc client.
 pub const INCLUDE_SERVER_PORT: &str = "INCLUDE_SERVER_PORT";
+/// Where the include server saves compiler probes for the next server: unset means
+/// `$DISTCC_DIR/include_server/probes`, set but empty means nowhere.
+pub const INCLUDE_SERVER_PROBE_CACHE: &str = "INCLUDE_SERVER_PROBE_CACHE";
 /// The include server's pid, exported by `pump --startup`.
 pub const INCLUDE_SERVER_PID: &str = "INCLUDE_SERVER_PID";
 /// The socket directory, exported by `pump --startup`.
@@ -76,6 +79,7 @@ pub const ALL: &[&str] = &[
     DISTCC_EMAILLOG_WHOM_TO_BLAME,
     INCLUDE_SERVER_ARGS,
     INCLUDE_SERVER_PORT,
+    INCLUDE_SERVER_PROBE_CACHE,
     INCLUDE_SERVER_PID,
     INCLUDE_SERVER_DIR,
     LSDISTCC_ARGS,
@@ -161,6 +165,17 @@ impl Env {
             .or_else(|| self.home().map(|h| h.join(".distcc")))
     }
 
+    /// Where the include server saves compiler probes ([`INCLUDE_SERVER_PROBE_CACHE`]).
+    pub fn probe_cache_dir(&self) -> Option<PathBuf> {
+        match self.get(INCLUDE_SERVER_PROBE_CACHE) {
+            Some(v) if v.is_empty() => None,
+            Some(v) => Some(PathBuf::from(v)),
+            None => self
+                .distcc_dir()
+                .map(|d| d.join("include_server").join("probes")),
+        }
+    }
+
     /// The directories of `$PATH`, in order; empty entries mean the current directory.
     pub fn path_dirs(&self) -> Vec<PathBuf> {
         match self.get(PATH) {
@@ -224,6 +239,25 @@ mod tests {
         let env = env.with(DISTCC_DIR, "/d");
         assert_eq!(env.distcc_dir(), Some(PathBuf::from("/d")));
         assert_eq!(Env::default().distcc_dir(), None);
+    }
+
+    #[test]
+    fn probe_cache_dir_defaults_under_distcc_dir() {
+        let env = Env::from_pairs([(HOME, "/home/u")]);
+        assert_eq!(
+            env.probe_cache_dir(),
+            Some(PathBuf::from("/home/u/.distcc/include_server/probes"))
+        );
+        assert_eq!(
+            env.clone()
+                .with(INCLUDE_SERVER_PROBE_CACHE, "/c")
+                .probe_cache_dir(),
+            Some(PathBuf::from("/c"))
+        );
+        assert_eq!(
+            env.with(INCLUDE_SERVER_PROBE_CACHE, "").probe_cache_dir(),
+            None
+        );
     }
 
     #[test]

@@ -77,6 +77,7 @@ fn run() -> Result<ExitCode> {
             unsafe_absolute_includes: opts.unsafe_absolute_includes,
             no_unexpanded_functions: opts.unsafe_no_unexpanded_functions,
             probe_path: path_env.clone(),
+            probe_cache: env.probe_cache_dir(),
         },
         options: Options {
             debug: opts.debug,

@@ -5,7 +5,7 @@
 //! reason (the reply is `ARGC00000000`, or no reply for a refused peer); a connection
 //! closed before sending a byte (a readiness probe) is not a request. The JSON keys
 //! are stable: `requests`, `served`, `fallbacks`, `fallback_reasons` (reason -> count),
-//! `files_parsed`, `parse_cache_hits`, `compiler_probes`, `files_compressed`,
+//! `files_parsed`, `parse_cache_hits`, `compiler_probes`, `probe_cache_hits`, `files_compressed`,
 //! `compression_cache_hits`, `bytes_read`, `bytes_compressed`, `generation`,
 //! `request_seconds_total`, `request_seconds_max`, `uptime_seconds`.
 
@@ -36,6 +36,8 @@ pub struct Stats {
     pub parse_cache_hits: u64,
     /// Compiler probes run (from the analysis).
     pub compiler_probes: u64,
+    /// Compiler defaults read from probes saved by an earlier server (from the analysis).
+    pub probe_cache_hits: u64,
     /// Include graphs reused across requests (from the analysis).
     pub graph_cache_hits: u64,
     /// Computed includes too heavy to expand exactly, answered with a conservative
@@ -105,6 +107,7 @@ impl Stats {
         self.files_parsed = analysis.files_parsed;
         self.parse_cache_hits = analysis.parse_cache_hits;
         self.compiler_probes = analysis.compiler_probes;
+        self.probe_cache_hits = analysis.probe_cache_hits;
         self.graph_cache_hits = analysis.graph_cache_hits;
         self.approximated_evaluations = analysis.approximated_evaluations;
         self.incomplete_evaluations = analysis.incomplete_evaluations;
@@ -134,8 +137,8 @@ impl Stats {
             self.request_seconds_total
         ));
         out.push_str(&format!(
-            "PARSING: total count: {:4}, cache hits: {}, compiler probes: {}\n",
-            self.files_parsed, self.parse_cache_hits, self.compiler_probes
+            "PARSING: total count: {:4}, cache hits: {}, compiler probes: {} (saved: {})\n",
+            self.files_parsed, self.parse_cache_hits, self.compiler_probes, self.probe_cache_hits
         ));
         out.push_str(&format!(
             "REPLIES: served: {}, fall-backs: {}{}\n",

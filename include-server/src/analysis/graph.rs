@@ -188,6 +188,8 @@ pub struct Counters {
     pub parse_cache_hits: AtomicU64,
     /// Compiler probes run.
     pub compiler_probes: AtomicU64,
+    /// Compiler defaults read from saved probes.
+    pub probe_cache_hits: AtomicU64,
     /// Edge lists answered from the memo.
     pub graph_cache_hits: AtomicU64,
     /// Evaluations stopped by the evaluator's hard bound (each failed its request unless
@@ -263,10 +265,25 @@ fn parse_into(
     }
     let s = BUF.with(|buf| -> std::io::Result<scan::Scan> {
         let mut buf = buf.borrow_mut();
-        buf.clear();
-        std::io::Read::read_to_end(&mut std::fs::File::open(real)?, &mut buf)?;
-        let s = scan::scan(&buf);
-        if buf.capacity() > 4 << 20 {
+        // The buffer stays initialized to its full length; `filled` bytes are the file's.
+        // Reading straight into it takes one `read` per file plus the one that sees the
+        // end (`read_to_end` on a `File` adds an `fstat` and an `lseek` for its size hint).
+        let mut file = std::fs::File::open(real)?;
+        let mut filled = 0;
+        loop {
+            if buf.len() - filled < 4096 {
+                let grown = (buf.len() * 2).max(256 << 10);
+                buf.resize(grown, 0);
+            }
+            match std::io::Read::read(&mut file, &mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let s = scan::scan(&buf[..filled]);
+        if buf.len() > 4 << 20 {
             // Do not keep a huge file's buffer around.
             *buf = Vec::new();
         }

@@ -81,6 +81,7 @@ pub mod fscache;
 pub mod graph;
 pub mod macros;
 pub mod probe;
+pub mod probe_cache;
 pub mod scan;
 pub mod shard;
 
@@ -103,6 +104,8 @@ pub struct AnalyzerConfig {
     pub no_unexpanded_functions: bool,
     /// The only environment passed to the compiler probe: `PATH`.
     pub probe_path: Option<std::ffi::OsString>,
+    /// Where probes are saved between include servers ([`probe_cache`]); `None`: nowhere.
+    pub probe_cache: Option<PathBuf>,
 }
 
 /// One file of a closure.
@@ -242,6 +245,8 @@ pub struct AnalysisStats {
     pub parse_cache_hits: u64,
     /// Compiler probes run.
     pub compiler_probes: u64,
+    /// Compiler defaults read from probes saved on disk instead.
+    pub probe_cache_hits: u64,
     /// Edge lists answered from the include-graph memo.
     pub graph_cache_hits: u64,
     /// Computed-include evaluations stopped by the evaluator's hard bound (each failed
@@ -379,6 +384,36 @@ impl Analyzer {
         })
     }
 
+    /// The compiler's defaults: saved on disk by an earlier server, or probed (and saved).
+    fn probe(&self, key: &probe::ProbeKey, cwd: &Path) -> Result<Arc<probe::Defaults>, String> {
+        let path_env = self.config.probe_path.as_deref();
+        let cache = self
+            .config
+            .probe_cache
+            .clone()
+            .map(probe_cache::ProbeCache::new);
+        if let Some(out) = cache.as_ref().and_then(|c| c.load(key, cwd, path_env)) {
+            if let Ok(d) = probe::interpret(key, &out) {
+                self.counters
+                    .probe_cache_hits
+                    .fetch_add(1, Ordering::Relaxed);
+                return Ok(d);
+            }
+        }
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let out = probe::run(key, cwd, path_env)?;
+        self.counters
+            .compiler_probes
+            .fetch_add(1, Ordering::Relaxed);
+        let d = probe::interpret(key, &out)?;
+        if let Some(c) = cache {
+            c.store(key, cwd, path_env, &out, started);
+        }
+        Ok(d)
+    }
+
     /// The command line's macros entered into the table, the search configuration and
     /// the compiler's default directories (probed on first use).
     fn setup(
@@ -410,13 +445,9 @@ impl Analyzer {
             match gen.probes.get(&key) {
                 Some(d) => d,
                 None => {
-                    let path_env = self.config.probe_path.as_deref();
                     let d = budget
-                        .exclude(|| probe::probe(&key, cwd, path_env))
+                        .exclude(|| self.probe(&key, cwd))
                         .map_err(AnalysisError::CompilerProbe)?;
-                    self.counters
-                        .compiler_probes
-                        .fetch_add(1, Ordering::Relaxed);
                     for m in &d.macros {
                         gen.define(m, 0);
                     }
@@ -449,6 +480,7 @@ impl Analyzer {
             files_parsed: l(&c.files_parsed),
             parse_cache_hits: l(&c.parse_cache_hits),
             compiler_probes: l(&c.compiler_probes),
+            probe_cache_hits: l(&c.probe_cache_hits),
             graph_cache_hits: l(&c.graph_cache_hits),
             capped_evaluations: l(&c.capped_evaluations),
             ignored_absolute_includes: l(&c.ignored_absolute_includes),

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+use super::probe_cache::Output;
 use super::scan::{self, Define};
 
 /// What one probe found.
@@ -76,6 +77,23 @@ pub fn probe(
     cwd: &Path,
     path_env: Option<&std::ffi::OsStr>,
 ) -> Result<Arc<Defaults>, String> {
+    interpret(key, &run(key, cwd, path_env)?)
+}
+
+fn error_head(key: &ProbeKey) -> String {
+    format!(
+        "couldn't determine default system include directories\nfor compiler '{}', language '{}':\n",
+        String::from_utf8_lossy(&key.compiler),
+        String::from_utf8_lossy(&key.language)
+    )
+}
+
+/// Runs the compiler; its output if it succeeded.
+pub fn run(
+    key: &ProbeKey,
+    cwd: &Path,
+    path_env: Option<&std::ffi::OsStr>,
+) -> Result<Output, String> {
     let compiler = std::ffi::OsStr::from_bytes(&key.compiler);
     let mut cmd = Command::new(compiler);
     cmd.args(key.args())
@@ -87,30 +105,41 @@ pub fn probe(
     if let Some(p) = path_env {
         cmd.env("PATH", p);
     }
-    let head = format!(
-        "couldn't determine default system include directories\nfor compiler '{}', language '{}':\n",
-        String::from_utf8_lossy(&key.compiler),
-        String::from_utf8_lossy(&key.language)
-    );
-    let out = cmd
-        .output()
-        .map_err(|e| format!("{head}error executing '{}': {e}.", key.command_text()))?;
-    let mut text = out.stderr;
-    text.extend_from_slice(&out.stdout);
+    let out = cmd.output().map_err(|e| {
+        format!(
+            "{}error executing '{}': {e}.",
+            error_head(key),
+            key.command_text()
+        )
+    })?;
     if !out.status.success() {
+        let mut text = out.stderr;
+        text.extend_from_slice(&out.stdout);
         return Err(format!(
-            "{head}command '{}' exited with status '{}'.\n Command output:\n{}",
+            "{}command '{}' exited with status '{}'.\n Command output:\n{}",
+            error_head(key),
             key.command_text(),
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&text)
         ));
     }
+    Ok(Output {
+        stdout: out.stdout,
+        stderr: out.stderr,
+    })
+}
+
+/// Reads a successful probe's output: the search lists and the predefined macros.
+pub fn interpret(key: &ProbeKey, out: &Output) -> Result<Arc<Defaults>, String> {
+    let mut text = out.stderr.clone();
+    text.extend_from_slice(&out.stdout);
     let macros = scan::scan(&out.stdout).defines;
     parse(&text)
         .map(|d| Arc::new(Defaults { macros, ..d }))
         .ok_or_else(|| {
             format!(
-                "{head}couldn't parse output of '{}'.\nReceived:\n{}",
+                "{}couldn't parse output of '{}'.\nReceived:\n{}",
+                error_head(key),
                 key.command_text(),
                 String::from_utf8_lossy(&text)
             )
