@@ -12,7 +12,13 @@ pub mod results {
         pub implementation: String,
         pub requests: usize,
         pub startup_ms: f64,
+        /// The first request on a fresh server that knows nothing: our server with no
+        /// saved compiler probes (`INCLUDE_SERVER_PROBE_CACHE=`), so it runs the compiler.
         pub cold_first_ms: f64,
+        /// The first request on a fresh server, with the compiler probes an earlier
+        /// server saved (ours, as in every `pump` build after the first; the Python
+        /// server saves nothing, so its record repeats `cold_first_ms`).
+        pub cold_saved_probes_ms: f64,
         pub first_pass_total_ms: f64,
         pub warm_median_ms: f64,
         pub warm_p90_ms: f64,

@@ -175,12 +175,21 @@ impl Impl {
         }
     }
 
-    fn start(&self) -> Result<Server> {
+    /// Starts a server; ours saves and reads compiler probes in `probe_cache` (`None`:
+    /// nowhere).
+    fn start(&self, probe_cache: Option<&Path>) -> Result<Server> {
         let dir = tempfile::Builder::new().prefix("pump-bench.").tempdir()?;
         let socket = dir.path().join("socket");
         let pid_file = dir.path().join("pid");
         let mut cmd = match self {
-            Impl::Ours(launcher) => Command::new(launcher),
+            Impl::Ours(launcher) => {
+                let mut c = Command::new(launcher);
+                c.env(
+                    "INCLUDE_SERVER_PROBE_CACHE",
+                    probe_cache.map_or(Default::default(), |p| p.as_os_str().to_owned()),
+                );
+                c
+            }
             Impl::Python(root) => {
                 let pkg = root.join("include_server");
                 let mut c = Command::new("python3");
@@ -284,14 +293,31 @@ fn ms(d: Duration) -> f64 {
 fn measure(imp: &Impl, commands: &[Compile], deps: &[Vec<PathBuf>], cli: &Cli) -> Result<Report> {
     let mut colds = Vec::new();
     let mut startups = Vec::new();
-    for _ in 0..cli.cold_runs.max(1) {
-        let s = imp.start()?;
-        startups.push(ms(s.startup));
+    let cold = |probe_cache: Option<&Path>| -> Result<(f64, f64)> {
+        let s = imp.start(probe_cache)?;
         let t = Instant::now();
         s.request(&commands[0])?;
-        colds.push(ms(t.elapsed()));
+        Ok((ms(s.startup), ms(t.elapsed())))
+    };
+    for _ in 0..cli.cold_runs.max(1) {
+        let (startup, first) = cold(None)?;
+        startups.push(startup);
+        colds.push(first);
     }
-    let server = imp.start()?;
+    // The same, with the probes saved by a first server (ours only).
+    let saved = tempfile::Builder::new()
+        .prefix("pump-bench-probes.")
+        .tempdir()?;
+    let mut colds_saved = Vec::new();
+    if let Impl::Ours(_) = imp {
+        cold(Some(saved.path()))?;
+        for _ in 0..cli.cold_runs.max(1) {
+            colds_saved.push(cold(Some(saved.path()))?.1);
+        }
+    } else {
+        colds_saved = colds.clone();
+    }
+    let server = imp.start(Some(saved.path()))?;
     let mut errors = 0;
     let t = Instant::now();
     for c in commands {
@@ -388,6 +414,7 @@ fn measure(imp: &Impl, commands: &[Compile], deps: &[Vec<PathBuf>], cli: &Cli) -
         requests: commands.len(),
         startup_ms: median(&mut startups),
         cold_first_ms: median(&mut colds),
+        cold_saved_probes_ms: median(&mut colds_saved),
         first_pass_total_ms: first_pass,
         warm_median_ms: median(&mut warm),
         warm_p90_ms: p90,
@@ -600,6 +627,12 @@ fn print_table(label: &str, reports: &[Report]) {
     };
     row("launcher start-up", &|r| r.startup_ms, "ms", false);
     row("cold first request", &|r| r.cold_first_ms, "ms", false);
+    row(
+        "cold first request, probes saved",
+        &|r| r.cold_saved_probes_ms,
+        "ms",
+        false,
+    );
     row(
         "first pass, all requests",
         &|r| r.first_pass_total_ms,
