@@ -57,6 +57,8 @@ fn analyze_cold(dir: &Path, tu: &str) -> (Closure, u64) {
         .map(|p| p.to_os_string());
     let a = Analyzer::new(AnalyzerConfig {
         probe_path: path,
+        // As the launcher runs it: with a helper reading ahead of the walk.
+        prefetch_helpers: 1,
         ..Default::default()
     });
     let obj = tu.replace(".cpp", ".o");

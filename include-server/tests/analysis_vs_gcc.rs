@@ -53,6 +53,8 @@ fn fixture() -> Fixture {
         .map(|p| p.to_os_string());
     let analyzer = Analyzer::new(AnalyzerConfig {
         probe_path: path,
+        // As the launcher runs it: with a helper reading ahead of the walk.
+        prefetch_helpers: 1,
         ..Default::default()
     });
     Fixture {

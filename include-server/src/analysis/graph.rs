@@ -16,7 +16,7 @@ use rustc_hash::FxHashSet as HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
 use super::cputime::Budget;
 use super::fscache::FsCache;
@@ -295,11 +295,196 @@ fn parse_into(
         std::hash::Hasher::finish(&h) | 1
     };
     gen.macros.define_later(s.defines, s.undefs, file_key);
-    counters.files_parsed.fetch_add(1, Ordering::Relaxed);
     let parsed = Arc::new(Parsed {
         includes: s.includes,
     });
-    Ok(gen.parses.insert_if_absent(PathBytes(real.clone()), parsed))
+    let kept = gen
+        .parses
+        .insert_if_absent(PathBytes(real.clone()), parsed.clone());
+    // Two threads may scan one file (a request and a prefetch helper, or two requests);
+    // it counts once, for the scan kept.
+    if Arc::ptr_eq(&kept, &parsed) {
+        counters.files_parsed.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(kept)
+}
+
+/// The realpaths of `base/name`, when it is a file, and of its directory.
+fn lookup(fs: &FsCache, base: &Path, name: &[u8]) -> Option<(Arc<Path>, Arc<Path>)> {
+    let real = fs.file(&join(base, name))?;
+    let d = dir_text(name);
+    let dir_real = if d.is_empty() {
+        fs.dir(base)?
+    } else {
+        fs.dir(&join(base, d))?
+    };
+    Some((real, dir_real))
+}
+
+/// Where a relative header name is looked for, in order, with how a hit records its
+/// directory. `#include_next` looks in every directory of the chain (GCC starts after
+/// the includer's; over-approximated) and takes every hit; the others take the first.
+fn search_order<'c>(
+    cfg: &'c Config,
+    includer_dir: &'c Path,
+    angle: bool,
+    next: bool,
+) -> impl Iterator<Item = (&'c Path, DirRef)> + 'c {
+    let current =
+        (!next && !angle && !cfg.key.no_current_dir).then_some((includer_dir, DirRef::Current));
+    let start = if angle && !next {
+        cfg.key.angle_start
+    } else {
+        0
+    };
+    let list = cfg
+        .key
+        .dirs
+        .iter()
+        .enumerate()
+        .skip(start)
+        .map(|(i, d)| (d.abs.as_path(), DirRef::List(i as u32)));
+    current.into_iter().chain(list)
+}
+
+/// Helper threads that read and scan the files a cold request is about to visit, while
+/// the request's own thread walks the graph (which stays in one thread: its order decides
+/// the macro table's evolution within the request, see [`Ctx::edges`]).
+///
+/// When a node's edges are computed, its children other than the first (which the walk
+/// visits at once) are pushed on a stack, last child at the bottom; a helper pops the
+/// newest, so it works close to where the depth-first walk goes next. A file the walk
+/// needs before a helper got to it is parsed by the walk (rarely both parse one file;
+/// the cache keeps the first). Only resolved children are pushed: every one of them is
+/// in the closure anyway, so no file is parsed that the request would not parse.
+#[derive(Debug, Default)]
+pub struct Prefetcher {
+    state: Mutex<PrefetchState>,
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct PrefetchState {
+    stack: Vec<Ahead>,
+    stopping: bool,
+}
+
+/// A file to read ahead, with what resolving its includes takes.
+#[derive(Debug)]
+struct Ahead {
+    gen: Arc<Generation>,
+    cfg: Arc<Config>,
+    real: Arc<Path>,
+    dir_real: Arc<Path>,
+}
+
+/// At most this many files wait for a helper; more are dropped (the walk parses them).
+const PREFETCH_DEPTH: usize = 4096;
+
+impl Prefetcher {
+    /// Starts `helpers` threads serving a new prefetcher.
+    pub fn start(helpers: usize, counters: Arc<Counters>) -> Arc<Prefetcher> {
+        let p = Arc::new(Prefetcher::default());
+        for i in 0..helpers {
+            let (p, counters) = (p.clone(), counters.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("prefetch-{i}"))
+                .spawn(move || p.serve(&counters));
+            if spawned.is_err() {
+                break;
+            }
+        }
+        p
+    }
+
+    fn serve(&self, counters: &Counters) {
+        loop {
+            let job = {
+                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if s.stopping {
+                        return;
+                    }
+                    if let Some(job) = s.stack.pop() {
+                        break job;
+                    }
+                    s = self.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            if job.gen.parses.get(&PathBytes(job.real.clone())).is_some() {
+                continue;
+            }
+            // A file that cannot be read is the walk's error to report.
+            let Ok(parsed) = parse_into(&job.gen, counters, &job.real) else {
+                continue;
+            };
+            // Resolve its includes as the walk will (filling the stat cache), and go on
+            // with what they name: the walk visits each of those files too.
+            let mut found = Vec::new();
+            for inc in parsed.includes.iter().rev() {
+                let (name, angle) = match &inc.form {
+                    IncludeForm::Quote(n) => (n.as_slice(), false),
+                    IncludeForm::Angle(n) => (n.as_slice(), true),
+                    IncludeForm::Computed(_) => continue,
+                };
+                let mut name = name;
+                while let Some(r) = name.strip_prefix(b"./") {
+                    name = r;
+                }
+                if name.is_empty() || name[0] == b'/' {
+                    continue;
+                }
+                for (base, _) in search_order(&job.cfg, &job.dir_real, angle, inc.next) {
+                    if let Some((real, dir_real)) = lookup(&job.gen.fs, base, name) {
+                        if !inc.embed {
+                            found.push((real, dir_real));
+                        }
+                        if !inc.next {
+                            break;
+                        }
+                    }
+                }
+            }
+            self.push(&job.gen, &job.cfg, found.into_iter());
+        }
+    }
+
+    fn push(
+        &self,
+        gen: &Arc<Generation>,
+        cfg: &Arc<Config>,
+        files: impl Iterator<Item = (Arc<Path>, Arc<Path>)>,
+    ) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let before = s.stack.len();
+        for (real, dir_real) in files {
+            if s.stack.len() >= PREFETCH_DEPTH {
+                break;
+            }
+            if gen.parses.get(&PathBytes(real.clone())).is_some() {
+                continue;
+            }
+            s.stack.push(Ahead {
+                gen: gen.clone(),
+                cfg: cfg.clone(),
+                real,
+                dir_real,
+            });
+        }
+        if s.stack.len() > before {
+            drop(s);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Ends the helpers (they finish the file in hand).
+    pub fn stop(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.stopping = true;
+        s.stack.clear();
+        drop(s);
+        self.wake.notify_all();
+    }
 }
 
 /// Token steps a computed include may take before it is approximated, when its
@@ -318,7 +503,9 @@ pub const MAX_APPROX_FILES: usize = 1_000;
 /// Per-request context.
 pub struct Ctx<'a> {
     /// The generation.
-    pub gen: &'a Generation,
+    pub gen: &'a Arc<Generation>,
+    /// Helpers that parse files ahead of the walk, if any.
+    pub prefetch: Option<&'a Prefetcher>,
     /// Counters.
     pub counters: &'a Counters,
     /// The configuration.
@@ -402,17 +589,8 @@ impl Ctx<'_> {
         })
     }
 
-    fn dir_real_of(&self, base: &Path, name: &[u8]) -> Option<Arc<Path>> {
-        let d = dir_text(name);
-        if d.is_empty() {
-            return self.gen.fs.dir(base);
-        }
-        self.gen.fs.dir(&join(base, d))
-    }
-
     fn hit(&self, base: &Path, name: &[u8], dir: DirRef, embed: bool) -> Option<Child> {
-        let real = self.gen.fs.file(&join(base, name))?;
-        let dir_real = self.dir_real_of(base, name)?;
+        let (real, dir_real) = lookup(&self.gen.fs, base, name)?;
         Some(Child {
             dir,
             name: Arc::from(name),
@@ -445,28 +623,12 @@ impl Ctx<'_> {
             return self.absolute(node, name, embed, out);
         }
         let cfg = self.cfg.clone();
-        let dirs = &cfg.key.dirs;
-        if next {
-            // Every directory of the quote chain in which the name exists (GCC starts
-            // after the includer's directory; over-approximated).
-            for (i, d) in dirs.iter().enumerate() {
-                if let Some(c) = self.hit(&d.abs, name, DirRef::List(i as u32), embed) {
-                    out.push(c);
+        for (base, dir) in search_order(&cfg, &node.dir_real, angle, next) {
+            if let Some(c) = self.hit(base, name, dir, embed) {
+                out.push(c);
+                if !next {
+                    break;
                 }
-            }
-            return Ok(());
-        }
-        if !angle && !cfg.key.no_current_dir {
-            if let Some(c) = self.hit(&node.dir_real, name, DirRef::Current, embed) {
-                out.push(c);
-                return Ok(());
-            }
-        }
-        let start = if angle { cfg.key.angle_start } else { 0 };
-        for (i, d) in dirs.iter().enumerate().skip(start) {
-            if let Some(c) = self.hit(&d.abs, name, DirRef::List(i as u32), embed) {
-                out.push(c);
-                return Ok(());
             }
         }
         Ok(())
@@ -735,6 +897,15 @@ impl Ctx<'_> {
                     }
                 },
             }
+        }
+        if let Some(p) = self.prefetch {
+            let ahead = children
+                .iter()
+                .skip(1)
+                .rev()
+                .filter(|c| !c.embed)
+                .map(|c| (c.real.clone(), c.dir_real.clone()));
+            p.push(self.gen, &self.cfg, ahead);
         }
         deps.sort();
         deps.dedup();

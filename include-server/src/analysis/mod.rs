@@ -106,6 +106,9 @@ pub struct AnalyzerConfig {
     pub probe_path: Option<std::ffi::OsString>,
     /// Where probes are saved between include servers ([`probe_cache`]); `None`: nowhere.
     pub probe_cache: Option<PathBuf>,
+    /// Threads that read and scan files ahead of a cold request's walk
+    /// ([`graph::Prefetcher`]); 0: none.
+    pub prefetch_helpers: usize,
 }
 
 /// One file of a closure.
@@ -269,16 +272,31 @@ pub struct AnalysisStats {
 pub struct Analyzer {
     config: AnalyzerConfig,
     generation: RwLock<Arc<Generation>>,
-    counters: graph::Counters,
+    counters: Arc<graph::Counters>,
     resets: std::sync::atomic::AtomicU64,
+    prefetch: Option<Arc<graph::Prefetcher>>,
+}
+
+impl Drop for Analyzer {
+    fn drop(&mut self) {
+        if let Some(p) = &self.prefetch {
+            p.stop();
+        }
+    }
 }
 
 impl Analyzer {
     /// A fresh engine with empty caches.
     pub fn new(config: AnalyzerConfig) -> Analyzer {
+        let counters = Arc::new(graph::Counters::default());
+        let prefetch = (config.prefetch_helpers > 0)
+            .then(|| graph::Prefetcher::start(config.prefetch_helpers, counters.clone()));
         Analyzer {
             config,
-            ..Analyzer::default()
+            generation: RwLock::default(),
+            counters,
+            resets: Default::default(),
+            prefetch,
         }
     }
 
@@ -319,6 +337,7 @@ impl Analyzer {
         };
         let mut ctx = Ctx {
             gen: &gen,
+            prefetch: self.prefetch.as_deref(),
             counters: &self.counters,
             cfg: cfg.clone(),
             budget,

@@ -16,6 +16,9 @@ fn write(root: &Path, rel: &str, text: &str) {
 fn engine() -> Analyzer {
     Analyzer::new(AnalyzerConfig {
         probe_path: Some("/usr/bin:/bin".into()),
+        // The helpers only fill caches ahead of the walk: every result must be the same
+        // with them as without.
+        prefetch_helpers: 1,
         ..Default::default()
     })
 }
@@ -401,4 +404,43 @@ fn a_file_embedded_then_included_is_still_scanned() {
     let c = a.analyze(r, &argv("gcc -c y.c"), BUDGET).unwrap();
     let n = sorted_names(&c, r);
     assert_eq!(n, vec!["d.h", "e.h", "y.c"]);
+}
+
+#[test]
+fn helpers_reading_ahead_change_no_closure() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    write(
+        r,
+        "x.cc",
+        "#include \"a.h\"\n#include <string>\n#include <map>\n#include <cstdio>\n\
+         #define H(n) <n.h>\n#include H(b)\n#include_next <c.h>\n",
+    );
+    write(r, "inc/a.h", "#include \"sub/../b.h\"\n#include <vector>\n");
+    write(r, "inc/b.h", "#include \"c.h\"\n");
+    write(r, "inc/c.h", "");
+    write(r, "inc2/c.h", "#include_next <c.h>\n");
+    let run = |helpers: usize| {
+        let a = Analyzer::new(AnalyzerConfig {
+            probe_path: Some("/usr/bin:/bin".into()),
+            prefetch_helpers: helpers,
+            ..Default::default()
+        });
+        let c = a
+            .analyze(r, &argv("g++ -Iinc -Iinc2 -c x.cc"), BUDGET)
+            .unwrap();
+        let files = a.stats().files_parsed;
+        (
+            c.files.clone(),
+            c.all_paths_used(),
+            c.system_dirs.clone(),
+            files,
+        )
+    };
+    fs::create_dir_all(r.join("inc/sub")).unwrap();
+    let alone = run(0);
+    assert!(alone.0.len() >= 4, "{:?}", alone.0);
+    for _ in 0..5 {
+        assert_eq!(run(2), alone);
+    }
 }
