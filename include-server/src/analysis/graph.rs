@@ -347,26 +347,31 @@ fn search_order<'c>(
     current.into_iter().chain(list)
 }
 
-/// Helper threads that read and scan the files a cold request is about to visit, while
+/// Helper threads that read, scan and resolve the files a cold request will visit, while
 /// the request's own thread walks the graph (which stays in one thread: its order decides
 /// the macro table's evolution within the request, see [`Ctx::edges`]).
 ///
-/// When a node's edges are computed, its children other than the first (which the walk
-/// visits at once) are pushed on a stack, last child at the bottom; a helper pops the
-/// newest, so it works close to where the depth-first walk goes next. A file the walk
-/// needs before a helper got to it is parsed by the walk (rarely both parse one file;
-/// the cache keeps the first). Only resolved children are pushed: every one of them is
-/// in the closure anyway, so no file is parsed that the request would not parse.
+/// When the walk computes a node's edges, it queues the children it will visit last (all
+/// but the first, which it visits at once), farthest first. A helper takes the oldest
+/// entry, the part of the graph the walk reaches last, and crawls on from it depth first
+/// on its own: it scans each file, resolves its includes as the walk will (filling the
+/// stat cache) and goes on with the files they name, stopping at files already scanned.
+/// The walk and the helpers thus mostly work in different places, and the walk finds
+/// what a helper did in the caches. Only files the walk visits too are scanned: the
+/// helpers skip computed includes, and every other include resolves as in the walk; so
+/// no file's macros enter the table that the request would not enter itself.
 #[derive(Debug, Default)]
 pub struct Prefetcher {
     state: Mutex<PrefetchState>,
     wake: Condvar,
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
 struct PrefetchState {
-    stack: Vec<Ahead>,
-    stopping: bool,
+    queue: std::collections::VecDeque<Ahead>,
+    /// Helpers waiting for work (a wake-up is a system call: only for them).
+    idle: usize,
 }
 
 /// A file to read ahead, with what resolving its includes takes.
@@ -397,58 +402,80 @@ impl Prefetcher {
         p
     }
 
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
     fn serve(&self, counters: &Counters) {
-        loop {
-            let job = {
-                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                loop {
-                    if s.stopping {
-                        return;
-                    }
-                    if let Some(job) = s.stack.pop() {
-                        break job;
-                    }
-                    s = self.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+        while let Some(job) = self.next_job() {
+            let mut crawl = vec![job];
+            while let Some(job) = crawl.pop() {
+                if self.stopping() {
+                    return;
                 }
-            };
-            if job.gen.parses.get(&PathBytes(job.real.clone())).is_some() {
-                continue;
+                Self::ahead(&job, counters, &mut crawl);
             }
-            // A file that cannot be read is the walk's error to report.
-            let Ok(parsed) = parse_into(&job.gen, counters, &job.real) else {
-                continue;
-            };
-            // Resolve its includes as the walk will (filling the stat cache), and go on
-            // with what they name: the walk visits each of those files too.
-            let mut found = Vec::new();
-            for inc in parsed.includes.iter().rev() {
-                let (name, angle) = match &inc.form {
-                    IncludeForm::Quote(n) => (n.as_slice(), false),
-                    IncludeForm::Angle(n) => (n.as_slice(), true),
-                    IncludeForm::Computed(_) => continue,
-                };
-                let mut name = name;
-                while let Some(r) = name.strip_prefix(b"./") {
-                    name = r;
-                }
-                if name.is_empty() || name[0] == b'/' {
-                    continue;
-                }
-                for (base, _) in search_order(&job.cfg, &job.dir_real, angle, inc.next) {
-                    if let Some((real, dir_real)) = lookup(&job.gen.fs, base, name) {
-                        if !inc.embed {
-                            found.push((real, dir_real));
-                        }
-                        if !inc.next {
-                            break;
-                        }
-                    }
-                }
-            }
-            self.push(&job.gen, &job.cfg, found.into_iter());
         }
     }
 
+    fn next_job(&self) -> Option<Ahead> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if self.stopping() {
+                return None;
+            }
+            if let Some(job) = s.queue.pop_front() {
+                return Some(job);
+            }
+            s.idle += 1;
+            s = self.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+            s.idle -= 1;
+        }
+    }
+
+    /// Scans one file and resolves its includes; pushes the files they name on `crawl`
+    /// (the first include on top).
+    fn ahead(job: &Ahead, counters: &Counters, crawl: &mut Vec<Ahead>) {
+        if job.gen.parses.get(&PathBytes(job.real.clone())).is_some() {
+            return;
+        }
+        // A file that cannot be read is the walk's error to report.
+        let Ok(parsed) = parse_into(&job.gen, counters, &job.real) else {
+            return;
+        };
+        for inc in parsed.includes.iter().rev() {
+            let (name, angle) = match &inc.form {
+                IncludeForm::Quote(n) => (n.as_slice(), false),
+                IncludeForm::Angle(n) => (n.as_slice(), true),
+                IncludeForm::Computed(_) => continue,
+            };
+            let mut name = name;
+            while let Some(r) = name.strip_prefix(b"./") {
+                name = r;
+            }
+            if name.is_empty() || name[0] == b'/' {
+                continue;
+            }
+            for (base, _) in search_order(&job.cfg, &job.dir_real, angle, inc.next) {
+                let Some((real, dir_real)) = lookup(&job.gen.fs, base, name) else {
+                    continue;
+                };
+                if !inc.embed && job.gen.parses.get(&PathBytes(real.clone())).is_none() {
+                    crawl.push(Ahead {
+                        gen: job.gen.clone(),
+                        cfg: job.cfg.clone(),
+                        real,
+                        dir_real,
+                    });
+                }
+                if !inc.next {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Queues files for the helpers, the first to be taken first.
     fn push(
         &self,
         gen: &Arc<Generation>,
@@ -456,22 +483,22 @@ impl Prefetcher {
         files: impl Iterator<Item = (Arc<Path>, Arc<Path>)>,
     ) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let before = s.stack.len();
+        let before = s.queue.len();
         for (real, dir_real) in files {
-            if s.stack.len() >= PREFETCH_DEPTH {
+            if s.queue.len() >= PREFETCH_DEPTH {
                 break;
             }
             if gen.parses.get(&PathBytes(real.clone())).is_some() {
                 continue;
             }
-            s.stack.push(Ahead {
+            s.queue.push_back(Ahead {
                 gen: gen.clone(),
                 cfg: cfg.clone(),
                 real,
                 dir_real,
             });
         }
-        if s.stack.len() > before {
+        if s.queue.len() > before && s.idle > 0 {
             drop(s);
             self.wake.notify_one();
         }
@@ -479,9 +506,9 @@ impl Prefetcher {
 
     /// Ends the helpers (they finish the file in hand).
     pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.stopping = true;
-        s.stack.clear();
+        s.queue.clear();
         drop(s);
         self.wake.notify_all();
     }
