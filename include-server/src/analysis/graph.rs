@@ -408,6 +408,7 @@ impl Prefetcher {
 
     fn serve(&self, counters: &Counters) {
         while let Some(job) = self.next_job() {
+            let gen = job.gen.clone();
             let mut crawl = vec![job];
             while let Some(job) = crawl.pop() {
                 if self.stopping() {
@@ -415,7 +416,20 @@ impl Prefetcher {
                 }
                 Self::ahead(&job, counters, &mut crawl);
             }
+            if self.is_idle() {
+                // Nothing left to read ahead: sort the scanned files' macros by name
+                // before a computed include's evaluation has to.
+                gen.macros.sort_files();
+            }
         }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .queue
+            .is_empty()
     }
 
     fn next_job(&self) -> Option<Ahead> {

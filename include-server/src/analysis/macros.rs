@@ -346,23 +346,57 @@ impl Symbol {
 
 /// The global macro table.
 ///
-/// A scanned file's definitions wait in a queue until the table is first read after
-/// it ([`MacroTable::get`], [`MacroTable::version`]): only computed includes read the
-/// table, and most code bases have none, so their headers' thousands of `#define`s
-/// never need to be entered. Every read sees every file scanned before it.
-#[derive(Debug, Default)]
+/// A scanned file's definitions are not entered when it is scanned: only computed
+/// includes read the table, most code bases have none, and a C library's headers define
+/// tens of thousands of macros, of which an evaluation reads a few hundred. They wait in
+/// a queue of files; the first read after a file was queued sorts the queue by macro
+/// name ([`MacroTable::get`], [`MacroTable::version`]), and a name's definitions are
+/// entered when that name is first read. Every read sees every file scanned before it.
+#[derive(Debug)]
 pub struct MacroTable {
     map: ShardedMap<Sym, Arc<Symbol>>,
-    pending: std::sync::Mutex<Vec<Pending>>,
-    has_pending: std::sync::atomic::AtomicBool,
+    /// Scanned files whose definitions are not sorted by name yet.
+    files: std::sync::Mutex<Vec<PendingFile>>,
+    /// Set while `files` holds some.
+    files_pending: std::sync::atomic::AtomicBool,
+    /// Held (write) by the thread sorting a batch of files: readers wait for it.
+    sorting: std::sync::RwLock<()>,
+    /// Definitions not entered yet, by the hash of the name, in shards.
+    waiting: Vec<std::sync::Mutex<rustc_hash::FxHashMap<u64, Vec<Waiting>>>>,
 }
+
+impl Default for MacroTable {
+    fn default() -> Self {
+        MacroTable {
+            map: ShardedMap::default(),
+            files: Default::default(),
+            files_pending: Default::default(),
+            sorting: Default::default(),
+            waiting: (0..WAITING_SHARDS).map(|_| Default::default()).collect(),
+        }
+    }
+}
+
+const WAITING_SHARDS: usize = 32;
 
 /// The definitions of one scanned file, not yet entered.
 #[derive(Debug)]
-struct Pending {
+struct PendingFile {
     defines: Vec<Define>,
     undefs: Vec<Vec<u8>>,
     file_key: u64,
+}
+
+/// One definition (with its file's key) or undefinition, not yet entered.
+#[derive(Debug)]
+enum Waiting {
+    Define(Define, u64),
+    Undef(Vec<u8>),
+}
+
+fn name_hash(name: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(name)
 }
 
 impl MacroTable {
@@ -372,33 +406,79 @@ impl MacroTable {
         if defines.is_empty() && undefs.is_empty() {
             return;
         }
-        let mut q = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        q.push(Pending {
+        let mut q = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        q.push(PendingFile {
             defines,
             undefs,
             file_key,
         });
-        self.has_pending
+        self.files_pending
             .store(true, std::sync::atomic::Ordering::Release);
     }
 
-    /// Enters the queued definitions. A reader that finds some queued waits until they
-    /// are all in.
-    fn flush(&self) {
-        if !self.has_pending.load(std::sync::atomic::Ordering::Acquire) {
+    fn waiting_for(
+        &self,
+        hash: u64,
+    ) -> &std::sync::Mutex<rustc_hash::FxHashMap<u64, Vec<Waiting>>> {
+        &self.waiting[(hash >> 40) as usize % WAITING_SHARDS]
+    }
+
+    /// Sorts the queued files' definitions by name (a prefetch helper with nothing else
+    /// to do calls it too). The sorter takes a batch from the queue while it holds
+    /// `sorting`, so a reader that finds the queue empty waits for a sort in progress:
+    /// it then finds every definition by its name. Files scanned meanwhile queue up
+    /// without waiting.
+    pub fn sort_files(&self) {
+        use std::sync::atomic::Ordering::{Acquire, Release};
+        if !self.files_pending.load(Acquire) {
+            drop(self.sorting.read().unwrap_or_else(|e| e.into_inner()));
             return;
         }
-        let mut q = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        for p in q.drain(..) {
-            for d in &p.defines {
-                self.define(&d.name, MacroDef::from_define(d, p.file_key));
-            }
-            for u in &p.undefs {
-                self.undefine(u);
+        let _sorting = self.sorting.write().unwrap_or_else(|e| e.into_inner());
+        let batch = {
+            let mut q = self.files.lock().unwrap_or_else(|e| e.into_inner());
+            self.files_pending.store(false, Release);
+            std::mem::take(&mut *q)
+        };
+        for f in batch {
+            let ops = f
+                .defines
+                .into_iter()
+                .map(|d| (name_hash(&d.name), Waiting::Define(d, f.file_key)))
+                .chain(
+                    f.undefs
+                        .into_iter()
+                        .map(|u| (name_hash(&u), Waiting::Undef(u))),
+                );
+            for (h, op) in ops {
+                let mut w = self
+                    .waiting_for(h)
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                w.entry(h).or_default().push(op);
             }
         }
-        self.has_pending
-            .store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Enters the waiting definitions of `name` (and of any name with the same hash).
+    /// They are entered under their shard's lock: a reader of the name waits for them.
+    fn enter_waiting(&self, name: &[u8]) {
+        self.sort_files();
+        let h = name_hash(name);
+        let mut w = self
+            .waiting_for(h)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(ops) = w.remove(&h) {
+            for op in ops {
+                match op {
+                    Waiting::Define(d, file_key) => {
+                        self.define(&d.name, MacroDef::from_define(&d, file_key));
+                    }
+                    Waiting::Undef(u) => self.undefine(&u),
+                }
+            }
+        }
     }
 
     /// Adds a definition; returns whether it was new.
@@ -442,7 +522,7 @@ impl MacroTable {
 
     /// The symbol's current state, if known.
     pub fn get(&self, name: &[u8]) -> Option<Arc<Symbol>> {
-        self.flush();
+        self.enter_waiting(name);
         self.map.get(name)
     }
 
@@ -453,10 +533,10 @@ impl MacroTable {
 
     /// Drops everything.
     pub fn clear(&self) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.files.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        for w in &self.waiting {
+            w.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
         self.map.clear();
     }
 }
@@ -1443,6 +1523,55 @@ mod tests {
     use super::super::scan;
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn queued_definitions_are_seen_by_every_later_read() {
+        let t = MacroTable::default();
+        let file = |src: &str, key: u64| {
+            let s = scan::scan(src.as_bytes());
+            t.define_later(s.defines, s.undefs, key);
+        };
+        file("#define A 1\n#define B x\n", 1);
+        assert_eq!(t.get(b"A").unwrap().defs.len(), 1);
+        // Queued after the first read (which sorted the queue): still seen.
+        file("#define A 2\n#undef B\n#define C\n", 2);
+        assert_eq!(t.get(b"A").unwrap().defs.len(), 2);
+        let b = t.get(b"B").unwrap();
+        assert!(b.maybe_undefined && b.defs.len() == 1);
+        assert!(t.get(b"C").is_some() && t.get(b"D").is_none());
+        let v = t.version(b"A");
+        file("#define A 3\n", 3);
+        assert!(t.version(b"A") > v);
+        // Many readers while files queue up: each read sees what was queued before it.
+        std::thread::scope(|s| {
+            let t = &t;
+            s.spawn(move || {
+                for k in 0..200u64 {
+                    let s = scan::scan(format!("#define M{k} {k}\n").as_bytes());
+                    t.define_later(s.defines, s.undefs, 10 + k);
+                }
+            });
+            for _ in 0..2 {
+                s.spawn(move || {
+                    let mut seen = 0;
+                    while seen < 200 {
+                        // M{k} is queued before M{k+1}: whoever sees the later one
+                        // sees the earlier one.
+                        let later = t.get(format!("M{}", seen + 1).as_bytes()).is_some();
+                        let this = t.get(format!("M{seen}").as_bytes()).is_some();
+                        assert!(this || !later, "M{} seen before M{seen}", seen + 1);
+                        if this {
+                            seen += 1;
+                        } else {
+                            std::thread::yield_now();
+                        }
+                    }
+                });
+            }
+        });
+        t.clear();
+        assert!(t.get(b"A").is_none());
+    }
 
     fn table(src: &str) -> MacroTable {
         let t = MacroTable::default();
