@@ -268,6 +268,13 @@ pub fn command() -> clap::Command {
              most 2 s); it removes its temporary directories and the socket and writes \
              stats.json next to the socket: requests, fall-backs by reason, files parsed and \
              compressed, cache hits and time spent.\n\n\
+             ENVIRONMENT: DISTCC_CLIENT_TMP (where client roots are made: /dev/shm, else \
+             /tmp); DISTCC_IO_TIMEOUT (seconds a client may stall); PATH (the only variable \
+             the compiler probes see); INCLUDE_SERVER_PROBE_CACHE (where each compiler's \
+             default include directories and predefined macros are saved for the next \
+             server, checked against the compiler's files before each use; default \
+             $DISTCC_DIR/include_server/probes, ~/.distcc when DISTCC_DIR is unset; set but \
+             empty: nothing saved).\n\n\
              EXIT STATUS: 0 once the server is ready; 1 for a bad option, --simple_algorithm, \
              or a server that could not start (one line on stderr says why).",
         )

@@ -444,9 +444,10 @@ impl Mirror {
                 // Under a system dir the root holds a link to the client's own
                 // directory: nothing may be created through it. A path that does not
                 // exist there ends the walk; otherwise go on with the parent, which
-                // may be a project symlink into the system dir.
-                let through_link = self.under_root(&parent_real);
-                if !through_link.is_dir() {
+                // may be a project symlink into the system dir. (On this machine the
+                // link resolves to the directory itself, so the stat cache answers:
+                // a `stat` through the link climbs its twenty-odd `..` every time.)
+                if self.fs.dir(&parent_real).is_none() {
                     break;
                 }
                 f = parent_text;
