@@ -381,3 +381,65 @@ fn failed_starts_say_why_in_one_line_and_leave_nothing() {
         assert!(s.roots().is_empty(), "{:?}", s.roots());
     }
 }
+
+#[test]
+fn a_second_server_uses_the_compiler_probe_the_first_saved() {
+    let s = Setup::new();
+    let probes = tempfile::tempdir().unwrap();
+    let cache = probes.path().join("probes");
+    let cwd = std::fs::canonicalize(s.dir.path()).unwrap();
+    std::fs::write(cwd.join("x.c"), "#include \"x.h\"\n#include <stdio.h>\n").unwrap();
+    std::fs::write(cwd.join("x.h"), "").unwrap();
+    let argv = ["gcc", "-c", "x.c", "-o", "x.o"];
+    let run = || {
+        let (socket, pid_file) = (s.socket(), s.pid_file());
+        let out = s.launch_with(
+            &[
+                "--port",
+                socket.to_str().unwrap(),
+                "--pid_file",
+                pid_file.to_str().unwrap(),
+            ],
+            &[
+                ("DISTCC_CLIENT_TMP", s.base.path().to_str().unwrap()),
+                ("INCLUDE_SERVER_PROBE_CACHE", cache.to_str().unwrap()),
+            ],
+        );
+        assert!(out.success(), "{out:?} {}", s.stderr());
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let reply = s.request(&cwd, &argv);
+        assert_eq!(s.stop(pid, libc::SIGTERM), 0);
+        s.check_clean();
+        let stats: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(s.dir.path().join("stats.json")).unwrap())
+                .unwrap();
+        // The root's name holds the pid: compare the paths inside it.
+        let inside: Vec<String> = reply
+            .iter()
+            .map(|p| {
+                let p = String::from_utf8_lossy(p).into_owned();
+                p.split_once(".include_server-")
+                    .map_or(p.clone(), |(_, rest)| {
+                        rest.split_once('/').unwrap().1.to_string()
+                    })
+            })
+            .collect();
+        (inside, stats)
+    };
+    let (first, stats) = run();
+    assert_eq!(stats["compiler_probes"], 1, "{stats}");
+    assert_eq!(stats["probe_cache_hits"], 0, "{stats}");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cache).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700);
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    let (second, stats) = run();
+    assert_eq!(stats["compiler_probes"], 0, "{stats}");
+    assert_eq!(stats["probe_cache_hits"], 1, "{stats}");
+    assert_eq!(second, first);
+    assert!(first.iter().any(|p| p.ends_with("x.h.lzo")), "{first:?}");
+}

@@ -193,13 +193,20 @@ impl ProbeCache {
     }
 }
 
-/// The probe's identity: its key, its cwd when that matters, and `PATH`.
+/// The probe's identity: its key, its cwd when that matters, and `PATH`. The cwd matters
+/// for a relative compiler path, and for a bare name when `PATH` holds a relative (or
+/// empty) entry, which names another directory in another cwd.
 fn key_fields(key: &ProbeKey, cwd: &Path, path_env: Option<&OsStr>) -> Vec<Vec<u8>> {
+    let relative_path_entry = !key.compiler.contains(&b'/')
+        && std::env::split_paths(path_env.unwrap_or_default()).any(|d| !d.is_absolute());
+    let cwd_matters = key.cwd.is_some() || relative_path_entry;
     let mut f = vec![
         key.compiler.clone(),
-        key.cwd
-            .as_ref()
-            .map_or(b"-".to_vec(), |_| cwd.as_os_str().as_bytes().to_vec()),
+        if cwd_matters {
+            cwd.as_os_str().as_bytes().to_vec()
+        } else {
+            b"-".to_vec()
+        },
         key.language.clone(),
         path_env.map_or(b"-".to_vec(), |p| p.as_bytes().to_vec()),
         key.flags.len().to_string().into_bytes(),
@@ -398,6 +405,24 @@ mod tests {
         .map(PathBuf::from)
         .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_relative_path_entry_makes_the_cwd_part_of_the_key() {
+        let abs = key_fields(&gcc_key(), Path::new("/a"), Some(OsStr::new("/usr/bin")));
+        let abs_b = key_fields(&gcc_key(), Path::new("/b"), Some(OsStr::new("/usr/bin")));
+        assert_eq!(abs, abs_b);
+        let rel = key_fields(
+            &gcc_key(),
+            Path::new("/a"),
+            Some(OsStr::new("bin:/usr/bin")),
+        );
+        let rel_b = key_fields(
+            &gcc_key(),
+            Path::new("/b"),
+            Some(OsStr::new("bin:/usr/bin")),
+        );
+        assert_ne!(rel, rel_b);
     }
 
     #[test]
