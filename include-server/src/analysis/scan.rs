@@ -309,22 +309,12 @@ pub fn scan(s: &[u8]) -> Scan {
                     floor = i;
                 }
                 _ if CLASS[c as usize] & HSPACE != 0 => i += 1,
-                b'\\' => {
-                    let j = skip_splices(s, i);
-                    if j == i {
-                        line_start = false;
-                    } else {
-                        i = j;
+                b'\\' | b'/' => match splice_or_comment_end(s, i) {
+                    Some(end) => {
+                        i = end;
                         floor = i;
                     }
-                }
-                b'/' => match next(s, i + 1) {
-                    Some((b'*', j)) => {
-                        i = skip_block_comment(s, j);
-                        floor = i;
-                    }
-                    Some((b'/', j)) => i = skip_line_comment(s, j),
-                    _ => line_start = false,
+                    None => line_start = false,
                 },
                 b'#' | b'%' => {
                     let after = if c == b'#' {
@@ -356,25 +346,12 @@ pub fn scan(s: &[u8]) -> Scan {
                 i += 1;
                 floor = i;
             }
-            b'\\' => {
-                let j = skip_splices(s, i);
-                if j == i {
-                    i += 1;
-                } else {
-                    i = j;
+            b'\\' | b'/' => match splice_or_comment_end(s, i) {
+                Some(end) => {
+                    i = end;
                     floor = i;
                 }
-            }
-            b'/' => match next(s, i + 1) {
-                Some((b'*', j)) => {
-                    i = skip_block_comment(s, j);
-                    floor = i;
-                }
-                Some((b'/', j)) => {
-                    i = skip_line_comment(s, j);
-                    floor = i;
-                }
-                _ => i += 1,
+                None => i += 1,
             },
             b'"' => {
                 let raw = matches!(
@@ -398,6 +375,20 @@ pub fn scan(s: &[u8]) -> Scan {
         }
     }
     out
+}
+
+/// If a backslash-newline splice or a comment starts at `i` (at a `\\` or `/`), the index
+/// just past it (a line comment ends at its newline, which stays to be seen).
+fn splice_or_comment_end(s: &[u8], i: usize) -> Option<usize> {
+    if s[i] == b'\\' {
+        let j = skip_splices(s, i);
+        return (j != i).then_some(j);
+    }
+    match next(s, i + 1) {
+        Some((b'*', j)) => Some(skip_block_comment(s, j)),
+        Some((b'/', j)) => Some(skip_line_comment(s, j)),
+        _ => None,
+    }
 }
 
 /// Reads one directive whose text starts at `j` (just after `#`) and records it; returns
