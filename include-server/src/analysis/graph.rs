@@ -177,6 +177,25 @@ impl Edges {
 pub struct Parsed {
     /// Include-like directives.
     pub includes: Vec<scan::Include>,
+    /// The file's `#define`s, `#undef`s and key, until the first request that visits the
+    /// file queues them for the macro table ([`Parsed::publish`]). A read-ahead helper
+    /// only scans: the table never holds a file no request visited, and what a request
+    /// evaluates does not depend on how far ahead the helpers got.
+    macros: Mutex<Option<FileMacros>>,
+}
+
+/// One file's definitions, undefinitions and key, for [`MacroTable::define_later`].
+type FileMacros = (Vec<scan::Define>, Vec<Vec<u8>>, u64);
+
+impl Parsed {
+    /// Queues the file's macros for the table, the first time. Done under the lock, so
+    /// that a request that finds them taken knows they are queued.
+    fn publish(&self, table: &super::macros::MacroTable) {
+        let mut m = self.macros.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((defines, undefs, key)) = m.take() {
+            table.define_later(defines, undefs, key);
+        }
+    }
 }
 
 /// Counters shared by the generations.
@@ -251,8 +270,8 @@ pub struct Generation {
     pub setups: ShardedMap<Box<[u8]>, Setup>,
 }
 
-/// Reads and scans `real` into the generation's caches (its macros are queued for the
-/// table before the scan is cached: whoever sees the scan sees its macros).
+/// Reads and scans `real` into the generation's scan cache (its macros wait in the scan
+/// until a request visits the file: [`Parsed::publish`]).
 fn parse_into(
     gen: &Generation,
     counters: &Counters,
@@ -294,9 +313,9 @@ fn parse_into(
         std::hash::Hash::hash(&**real, &mut h);
         std::hash::Hasher::finish(&h) | 1
     };
-    gen.macros.define_later(s.defines, s.undefs, file_key);
     let parsed = Arc::new(Parsed {
         includes: s.includes,
+        macros: Mutex::new(Some((s.defines, s.undefs, file_key))),
     });
     let kept = gen
         .parses
@@ -381,6 +400,10 @@ struct Ahead {
     cfg: Arc<Config>,
     real: Arc<Path>,
     dir_real: Arc<Path>,
+    /// Crawl from the last include of each file: a crawl that starts where the walk
+    /// will start (while the compiler is probed) then works towards it from the other
+    /// end once the walk runs, instead of racing it over the same files.
+    from_end: bool,
 }
 
 /// At most this many files wait for a helper; more are dropped (the walk parses them).
@@ -448,7 +471,7 @@ impl Prefetcher {
     }
 
     /// Scans one file and resolves its includes; pushes the files they name on `crawl`
-    /// (the first include on top).
+    /// (the first include on top, or the last one when crawling from the end).
     fn ahead(job: &Ahead, counters: &Counters, crawl: &mut Vec<Ahead>) {
         if job.gen.parses.get(&PathBytes(job.real.clone())).is_some() {
             return;
@@ -457,7 +480,12 @@ impl Prefetcher {
         let Ok(parsed) = parse_into(&job.gen, counters, &job.real) else {
             return;
         };
-        for inc in parsed.includes.iter().rev() {
+        let includes: Box<dyn Iterator<Item = &scan::Include>> = if job.from_end {
+            Box::new(parsed.includes.iter())
+        } else {
+            Box::new(parsed.includes.iter().rev())
+        };
+        for inc in includes {
             let (name, angle) = match &inc.form {
                 IncludeForm::Quote(n) => (n.as_slice(), false),
                 IncludeForm::Angle(n) => (n.as_slice(), true),
@@ -480,6 +508,7 @@ impl Prefetcher {
                         cfg: job.cfg.clone(),
                         real,
                         dir_real,
+                        from_end: job.from_end,
                     });
                 }
                 if !inc.next {
@@ -489,12 +518,14 @@ impl Prefetcher {
         }
     }
 
-    /// Queues files for the helpers, the first to be taken first.
-    fn push(
+    /// Queues files for the helpers, the first to be taken first; `from_end`: crawl from
+    /// each file's last include (see [`Ahead`]).
+    pub fn push(
         &self,
         gen: &Arc<Generation>,
         cfg: &Arc<Config>,
         files: impl Iterator<Item = (Arc<Path>, Arc<Path>)>,
+        from_end: bool,
     ) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let before = s.queue.len();
@@ -510,6 +541,7 @@ impl Prefetcher {
                 cfg: cfg.clone(),
                 real,
                 dir_real,
+                from_end,
             });
         }
         if s.queue.len() > before && s.idle > 0 {
@@ -618,16 +650,22 @@ impl Ctx<'_> {
 
     /// The scan of a file, from the cache or by reading it (its macros enter the table).
     pub fn parse(&mut self, real: &Arc<Path>) -> Result<Arc<Parsed>, AnalysisError> {
-        if let Some(p) = self.gen.parses.get(&PathBytes(real.clone())) {
-            self.counters
-                .parse_cache_hits
-                .fetch_add(1, Ordering::Relaxed);
-            return Ok(p);
-        }
-        parse_into(self.gen, self.counters, real).map_err(|error| AnalysisError::Unreadable {
-            path: real.to_path_buf(),
-            error,
-        })
+        let parsed = match self.gen.parses.get(&PathBytes(real.clone())) {
+            Some(p) => {
+                self.counters
+                    .parse_cache_hits
+                    .fetch_add(1, Ordering::Relaxed);
+                p
+            }
+            None => parse_into(self.gen, self.counters, real).map_err(|error| {
+                AnalysisError::Unreadable {
+                    path: real.to_path_buf(),
+                    error,
+                }
+            })?,
+        };
+        parsed.publish(&self.gen.macros);
+        Ok(parsed)
     }
 
     fn hit(&self, base: &Path, name: &[u8], dir: DirRef, embed: bool) -> Option<Child> {
@@ -946,7 +984,7 @@ impl Ctx<'_> {
                 .rev()
                 .filter(|c| !c.embed)
                 .map(|c| (c.real.clone(), c.dir_real.clone()));
-            p.push(self.gen, &self.cfg, ahead);
+            p.push(self.gen, &self.cfg, ahead, false);
         }
         deps.sort();
         deps.dedup();

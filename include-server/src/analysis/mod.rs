@@ -403,8 +403,42 @@ impl Analyzer {
         })
     }
 
-    /// The compiler's defaults: saved on disk by an earlier server, or probed (and saved).
-    fn probe(&self, key: &probe::ProbeKey, cwd: &Path) -> Result<Arc<probe::Defaults>, String> {
+    /// While the compiler is probed (a `cc1` run of 10 ms or more, on another core), the
+    /// read-ahead helpers start on the translation unit with the compiler's usual
+    /// directories as a guess ([`probe::guess_defaults`]). They only fill the scan and
+    /// stat caches, so a wrong guess costs nothing but their time.
+    fn read_ahead_while_probing(
+        &self,
+        gen: &Arc<Generation>,
+        cwd: &Path,
+        cmd: &command::CompileCommand,
+    ) {
+        let Some(prefetch) = &self.prefetch else {
+            return;
+        };
+        let guess = probe::guess_defaults(&cmd.language);
+        let cfg = gen.config(search_config(gen, cwd, cmd, &guess));
+        let files = cmd
+            .include_files
+            .iter()
+            .chain([&cmd.source])
+            .filter_map(|f| {
+                let abs = join(cwd, f);
+                let real = gen.fs.file(&abs)?;
+                let dir_real = gen.fs.dir(abs.parent()?)?;
+                Some((real, dir_real))
+            });
+        prefetch.push(gen, &cfg, files, true);
+    }
+
+    /// The compiler's defaults: saved on disk by an earlier server, or probed (and saved);
+    /// `before_running` is called when the compiler is about to run.
+    fn probe(
+        &self,
+        key: &probe::ProbeKey,
+        cwd: &Path,
+        before_running: impl FnOnce(),
+    ) -> Result<Arc<probe::Defaults>, String> {
         let path_env = self.config.probe_path.as_deref();
         let cache = self
             .config
@@ -422,6 +456,7 @@ impl Analyzer {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
+        before_running();
         let out = probe::run(key, cwd, path_env)?;
         self.counters
             .compiler_probes
@@ -437,7 +472,7 @@ impl Analyzer {
     /// the compiler's default directories (probed on first use).
     fn setup(
         &self,
-        gen: &Generation,
+        gen: &Arc<Generation>,
         cwd: &Path,
         cmd: &command::CompileCommand,
         budget: &mut cputime::Budget,
@@ -464,8 +499,9 @@ impl Analyzer {
             match gen.probes.get(&key) {
                 Some(d) => d,
                 None => {
+                    let read_ahead = || self.read_ahead_while_probing(gen, cwd, cmd);
                     let d = budget
-                        .exclude(|| self.probe(&key, cwd))
+                        .exclude(|| self.probe(&key, cwd, read_ahead))
                         .map_err(AnalysisError::CompilerProbe)?;
                     for m in &d.macros {
                         gen.define(m, 0);

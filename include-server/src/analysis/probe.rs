@@ -146,6 +146,60 @@ pub fn interpret(key: &ProbeKey, out: &Output) -> Result<Arc<Defaults>, String> 
         })
 }
 
+/// A guess at a GCC-style compiler's default `#include <...>` directories for `language`,
+/// from the directories that exist (the newest GCC and libstdc++ versions, the first
+/// multiarch triplet). It is only used to read ahead while the compiler is probed: the
+/// analysis itself always uses the probe.
+pub fn guess_defaults(language: &[u8]) -> Defaults {
+    fn newest(pattern: &str) -> Option<PathBuf> {
+        let mut found: Vec<PathBuf> = glob::glob(pattern)
+            .ok()?
+            .flatten()
+            .filter(|p| p.is_dir())
+            .collect();
+        // By version number: 12 after 9.
+        found.sort_by_key(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .map(|n| {
+                    n.split('.')
+                        .map(|c| c.parse::<u32>().unwrap_or(0))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        });
+        found.pop()
+    }
+    let mut angle = Vec::new();
+    let gcc = newest("/usr/lib/gcc/*-linux-*/*");
+    let triplet = gcc
+        .as_ref()
+        .and_then(|g| g.parent()?.file_name()?.to_str().map(str::to_owned));
+    let cxx = language.starts_with(b"c++") || language.starts_with(b"objective-c++");
+    if cxx {
+        if let Some(lib) = newest("/usr/include/c++/*") {
+            if let (Some(t), Some(v)) = (&triplet, lib.file_name().and_then(|v| v.to_str())) {
+                angle.push(PathBuf::from(format!("/usr/include/{t}/c++/{v}")));
+            }
+            angle.insert(0, lib.clone());
+            angle.push(lib.join("backward"));
+        }
+    }
+    if let Some(g) = &gcc {
+        angle.push(g.join("include"));
+    }
+    angle.push(PathBuf::from("/usr/local/include"));
+    if let Some(t) = &triplet {
+        angle.push(PathBuf::from(format!("/usr/include/{t}")));
+    }
+    angle.push(PathBuf::from("/usr/include"));
+    angle.retain(|d| d.is_dir());
+    Defaults {
+        angle,
+        ..Defaults::default()
+    }
+}
+
 /// Reads the search-list sections of `-v` output; `None` if the `<...>` section is
 /// missing.
 pub fn parse(text: &[u8]) -> Option<Defaults> {
@@ -260,5 +314,22 @@ mod tests {
         };
         let e = probe(&bad, Path::new("/"), None).unwrap_err();
         assert!(e.contains("error executing"), "{e}");
+    }
+}
+#[cfg(test)]
+mod guess_tests {
+    #[test]
+    fn guessed_directories_exist() {
+        for lang in [&b"c"[..], b"c++"] {
+            let g = super::guess_defaults(lang);
+            assert!(g.angle.iter().all(|d| d.is_dir()), "{g:?}");
+            if std::path::Path::new("/usr/include").is_dir() {
+                assert_eq!(
+                    g.angle.last().unwrap(),
+                    std::path::Path::new("/usr/include")
+                );
+            }
+            eprintln!("{:?}", g.angle);
+        }
     }
 }
