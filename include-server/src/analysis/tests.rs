@@ -14,11 +14,15 @@ fn write(root: &Path, rel: &str, text: &str) {
 }
 
 fn engine() -> Analyzer {
+    // The helpers only fill caches ahead of the walk: every result must be the same
+    // with them as without.
+    engine_with_helpers(1)
+}
+
+fn engine_with_helpers(prefetch_helpers: usize) -> Analyzer {
     Analyzer::new(AnalyzerConfig {
         probe_path: Some("/usr/bin:/bin".into()),
-        // The helpers only fill caches ahead of the walk: every result must be the same
-        // with them as without.
-        prefetch_helpers: 1,
+        prefetch_helpers,
         ..Default::default()
     })
 }
@@ -421,11 +425,7 @@ fn helpers_reading_ahead_change_no_closure() {
     write(r, "inc/c.h", "");
     write(r, "inc2/c.h", "#include_next <c.h>\n");
     let run = |helpers: usize| {
-        let a = Analyzer::new(AnalyzerConfig {
-            probe_path: Some("/usr/bin:/bin".into()),
-            prefetch_helpers: helpers,
-            ..Default::default()
-        });
+        let a = engine_with_helpers(helpers);
         let c = a
             .analyze(r, &argv("g++ -Iinc -Iinc2 -c x.cc"), BUDGET)
             .unwrap();
