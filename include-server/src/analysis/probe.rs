@@ -329,7 +329,6 @@ mod guess_tests {
                     std::path::Path::new("/usr/include")
                 );
             }
-            eprintln!("{:?}", g.angle);
         }
     }
 }
