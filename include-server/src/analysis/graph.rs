@@ -328,6 +328,14 @@ fn parse_into(
     Ok(kept)
 }
 
+/// An include name without its leading `./` (any number of them).
+fn without_dot_slash(mut name: &[u8]) -> &[u8] {
+    while let Some(r) = name.strip_prefix(b"./") {
+        name = r;
+    }
+    name
+}
+
 /// The realpaths of `base/name`, when it is a file, and of its directory.
 fn lookup(fs: &FsCache, base: &Path, name: &[u8]) -> Option<(Arc<Path>, Arc<Path>)> {
     let real = fs.file(&join(base, name))?;
@@ -491,10 +499,7 @@ impl Prefetcher {
                 IncludeForm::Angle(n) => (n.as_slice(), true),
                 IncludeForm::Computed(_) => continue,
             };
-            let mut name = name;
-            while let Some(r) = name.strip_prefix(b"./") {
-                name = r;
-            }
+            let name = without_dot_slash(name);
             if name.is_empty() || name[0] == b'/' {
                 continue;
             }
@@ -692,9 +697,7 @@ impl Ctx<'_> {
             HeaderName::Quote(n) => (n.as_slice(), false),
             HeaderName::Angle(n) => (n.as_slice(), true),
         };
-        while let Some(r) = name.strip_prefix(b"./") {
-            name = r;
-        }
+        name = without_dot_slash(name);
         if name.is_empty() {
             return Ok(());
         }
