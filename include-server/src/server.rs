@@ -7,10 +7,9 @@
 //! analysis error, an unreadable file, a client gone mid-reply. The reason is counted
 //! and, with debug bit 1, printed as one `WARNING include server: ...` line.
 //!
-//! Threads: the caller's thread polls the listening socket and the stop descriptors and
-//! hands connections to a pool of workers through a bounded queue; when no worker is
-//! idle another is started, up to a limit, so a slow or silent client never delays the
-//! others (a full queue refuses the connection, and the client preprocesses locally). Workers share one
+//! Threads: a pool of workers blocks in `accept` on the socket, and the worker that gets
+//! a connection answers it; when no worker is left idle another is started, up to a
+//! limit, so a slow or silent client never delays the others. Workers share one
 //! [`Analyzer`] and the current generation's [`Mirror`]. A cache reset
 //! (`--stat_reset_triggers`) starts a new generation with a new client root; requests
 //! in flight finish with the generation they started with, and old roots stay until
@@ -19,8 +18,8 @@
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -32,7 +31,6 @@ use std::time::{Duration, Instant};
 
 use common::wire::{self, tags, ArgvLimits};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{self as sock, sockopt, AddressFamily, SockFlag, SockType, UnixAddr};
 use regex::Regex;
 
@@ -235,17 +233,17 @@ impl Server {
     /// Serves until one of `stop` becomes readable; returns its index. Starts the
     /// worker threads; they finish the requests they hold and then exit.
     ///
-    /// Each idle worker waits on the socket in its own epoll set with
-    /// `EPOLLEXCLUSIVE`: a connection wakes one of them, which accepts it and answers
-    /// it, so that no thread hand-off sits between a client's connect and its answer.
-    /// When no worker is left idle, one more is started (up to `max_workers`), so a
-    /// slow request never holds up the others.
+    /// Idle workers block in `accept` on the socket itself: the kernel gives each
+    /// connection to one of them, which answers it, so that no thread hand-off and no
+    /// readiness system call sits between a client's connect and its answer. When no
+    /// worker is left idle, one more is started (up to `max_workers`), so a slow request
+    /// never holds up the others. To stop, the socket is shut down for reading, which
+    /// makes every pending and later `accept` fail at once.
     pub fn serve(&self, stop: &[BorrowedFd<'_>]) -> io::Result<usize> {
-        self.listener.set_nonblocking(true)?;
-        let (wake_rx, wake_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        self.listener.set_nonblocking(false)?;
         let pool = Arc::new(Pool {
             listener: self.listener.try_clone()?,
-            wake: wake_rx,
+            stopped: AtomicBool::new(false),
             idle: AtomicUsize::new(0),
             started: AtomicUsize::new(0),
         });
@@ -269,8 +267,8 @@ impl Server {
                 break Ok(i);
             }
         };
-        // The pipe stays readable: every worker sees it when it next waits.
-        nix::unistd::write(&wake_tx, b"x")?;
+        pool.stopped.store(true, Ordering::SeqCst);
+        sock::shutdown(self.listener.as_raw_fd(), sock::Shutdown::Read)?;
         result
     }
 
@@ -343,11 +341,11 @@ fn listen(path: &Path) -> io::Result<UnixListener> {
     Ok(UnixListener::from(fd))
 }
 
-/// What the workers share: the listening socket, the stop pipe and their counts.
+/// What the workers share: the listening socket, the stop flag and their counts.
 struct Pool {
     listener: UnixListener,
-    /// Readable once serving stops.
-    wake: OwnedFd,
+    /// Set (before the socket is shut down) once serving stops.
+    stopped: AtomicBool,
     /// Workers not answering a request.
     idle: AtomicUsize,
     /// Workers started.
@@ -363,23 +361,10 @@ fn spawn_worker(shared: &Arc<Shared>, pool: &Arc<Pool>) -> io::Result<()> {
         .map(drop)
 }
 
-/// What a waiting worker gets.
-enum Next {
-    Connection(UnixStream),
-    Stop,
-}
-
 fn worker(shared: &Arc<Shared>, pool: &Arc<Pool>) {
-    let epoll = match worker_epoll(pool) {
-        Ok(e) => e,
-        Err(e) => {
-            shared.warn(&format!("cannot wait for connections: {e}"));
-            return;
-        }
-    };
     loop {
         pool.idle.fetch_add(1, Ordering::SeqCst);
-        let Next::Connection(stream) = wait_next(shared, pool, &epoll) else {
+        let Some(stream) = next_connection(shared, pool) else {
             pool.idle.fetch_sub(1, Ordering::SeqCst);
             return;
         };
@@ -395,39 +380,17 @@ fn worker(shared: &Arc<Shared>, pool: &Arc<Pool>) {
     }
 }
 
-/// A worker's epoll set: the socket (one waiter woken per connection) and the stop pipe
-/// (every waiter woken).
-fn worker_epoll(pool: &Pool) -> io::Result<Epoll> {
-    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-    epoll.add(
-        &pool.listener,
-        EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, 0),
-    )?;
-    epoll.add(&pool.wake, EpollEvent::new(EpollFlags::EPOLLIN, 1))?;
-    Ok(epoll)
-}
-
-/// The next connection, or the stop signal.
-fn wait_next(shared: &Shared, pool: &Pool, epoll: &Epoll) -> Next {
+/// The next connection, or `None` once serving stops.
+fn next_connection(shared: &Shared, pool: &Pool) -> Option<UnixStream> {
     loop {
-        let mut events = [EpollEvent::empty(); 2];
-        let n = match epoll.wait(&mut events, EpollTimeout::NONE) {
-            Ok(n) => n,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => {
-                shared.warn(&format!("waiting for connections failed: {e}"));
-                return Next::Stop;
-            }
-        };
-        if events[..n].iter().any(|e| e.data() == 1) {
-            return Next::Stop;
+        if pool.stopped.load(Ordering::SeqCst) {
+            return None;
         }
         match pool.listener.accept() {
-            // Linux: the accepted socket does not inherit the listener's O_NONBLOCK.
-            Ok((stream, _)) => return Next::Connection(stream),
-            // Another worker took it.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Ok((stream, _)) => return Some(stream),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // The socket was shut down: serving stops (checked above).
+            Err(_) if pool.stopped.load(Ordering::SeqCst) => return None,
             Err(e) => {
                 // EMFILE and friends: leave the connection in the backlog a moment.
                 shared.warn(&format!("accept failed: {e}"));
@@ -452,8 +415,63 @@ const PEER_UID: &str = "peer_uid";
 /// neither counted nor warned about.
 const NO_REQUEST: &str = "no_request";
 
-fn read_request(stream: &UnixStream) -> Result<Request, Fallback> {
-    let mut r = BufReader::new(stream.take(MAX_REQUEST));
+/// One connection's socket with its I/O timeout, which is armed only when a read or a
+/// write would block: a request that has already arrived is read, and a reply that fits
+/// in the socket buffer is sent, without the two `setsockopt` calls.
+struct Conn<'a> {
+    stream: &'a UnixStream,
+    timeout: Duration,
+    read_armed: bool,
+    write_armed: bool,
+}
+
+impl<'a> Conn<'a> {
+    fn new(stream: &'a UnixStream, timeout: Duration) -> Conn<'a> {
+        Conn {
+            stream,
+            timeout,
+            read_armed: false,
+            write_armed: false,
+        }
+    }
+
+    /// Sends all of `bytes`.
+    fn send_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        let flags = sock::MsgFlags::MSG_NOSIGNAL | sock::MsgFlags::MSG_DONTWAIT;
+        while !self.write_armed && !bytes.is_empty() {
+            match sock::send(self.stream.as_raw_fd(), bytes, flags) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(nix::errno::Errno::EAGAIN) => {
+                    self.stream.set_write_timeout(Some(self.timeout))?;
+                    self.write_armed = true;
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut w = self.stream;
+        w.write_all(bytes)
+    }
+}
+
+impl Read for Conn<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.read_armed {
+            match sock::recv(self.stream.as_raw_fd(), buf, sock::MsgFlags::MSG_DONTWAIT) {
+                Err(nix::errno::Errno::EAGAIN) => {
+                    self.stream.set_read_timeout(Some(self.timeout))?;
+                    self.read_armed = true;
+                }
+                other => return other.map_err(io::Error::from),
+            }
+        }
+        let mut r = self.stream;
+        r.read(buf)
+    }
+}
+
+fn read_request(conn: &mut Conn<'_>) -> Result<Request, Fallback> {
+    let mut r = BufReader::new(conn.take(MAX_REQUEST));
     if r.fill_buf().is_ok_and(|b| b.is_empty()) {
         return Err(Fallback::new(NO_REQUEST, "no request"));
     }
@@ -548,15 +566,14 @@ impl Shared {
 
     fn handle(&self, stream: UnixStream) {
         let started = Instant::now();
-        let _ = stream.set_read_timeout(Some(self.options.io_timeout));
-        let _ = stream.set_write_timeout(Some(self.options.io_timeout));
+        let mut conn = Conn::new(&stream, self.options.io_timeout);
         let mut tu = UNKNOWN_TU.to_string();
         let mut busy = None;
-        let result = self.answer(&stream, &mut tu, &mut busy);
+        let result = self.answer(&mut conn, &mut tu, &mut busy);
         let outcome = match &result {
             Ok(_) => Ok(()),
             Err(f) if f.reason == NO_REQUEST => {
-                let _ = write_reply(&stream, &[]);
+                let _ = write_reply(&mut conn, &[]);
                 return;
             }
             Err(f) => {
@@ -575,7 +592,7 @@ impl Shared {
         let reply = if outcome == Err(PEER_UID) {
             Ok(())
         } else {
-            write_reply(&stream, &paths)
+            write_reply(&mut conn, &paths)
         };
         if let Err(e) = reply {
             if !paths.is_empty() {
@@ -605,11 +622,11 @@ impl Shared {
     /// is read, for the time it writes into the client root.
     fn answer<'a>(
         &'a self,
-        stream: &UnixStream,
+        conn: &mut Conn<'_>,
         tu: &mut String,
         busy: &mut Option<Busy<'a>>,
     ) -> Result<Vec<PathBuf>, Fallback> {
-        match sock::getsockopt(stream, sockopt::PeerCredentials) {
+        match sock::getsockopt(conn.stream, sockopt::PeerCredentials) {
             Ok(cred) if cred.uid() == self.uid => {}
             Ok(cred) => {
                 return Err(Fallback::new(
@@ -624,7 +641,7 @@ impl Shared {
                 ))
             }
         }
-        let request = read_request(stream)?;
+        let request = read_request(conn)?;
         *tu = translation_unit(&request.argv);
         *busy = Some(Busy::new(self));
         if self.stopping.load(Ordering::SeqCst) {
@@ -760,11 +777,12 @@ impl Shared {
     }
 }
 
-fn write_reply(stream: &UnixStream, paths: &[PathBuf]) -> io::Result<()> {
-    let mut w = BufWriter::new(stream);
+fn write_reply(conn: &mut Conn<'_>, paths: &[PathBuf]) -> io::Result<()> {
+    let size: usize = paths.iter().map(|p| p.as_os_str().len() + 12).sum();
+    let mut bytes = Vec::with_capacity(size + 12);
     let args: Vec<&[u8]> = paths.iter().map(|p| p.as_os_str().as_bytes()).collect();
-    wire::write_argv(&mut w, &args)?;
-    w.flush()
+    wire::write_argv(&mut bytes, &args)?;
+    conn.send_all(&bytes)
 }
 
 /// The source file of a compile command, for messages: the last argument that is not an
