@@ -100,7 +100,7 @@ impl Default for Options {
             stat_reset_triggers: None,
             cpu_budget: DEFAULT_CPU_BUDGET,
             io_timeout: Duration::from_secs(60),
-            workers: 4,
+            workers: 1,
             max_workers: 256,
             path_env: None,
         }

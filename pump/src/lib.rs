@@ -305,7 +305,7 @@ impl Pump {
     }
 
     fn command_mode(&self, cmd: &[OsString]) -> Result<Exit, Failure> {
-        let signals = Signals::install();
+        let signals = Signals::install(true);
         let verbose = self.verbose();
         if verbose {
             println!(
@@ -351,7 +351,8 @@ impl Pump {
     }
 
     fn startup_mode(&self) -> Result<Exit, Failure> {
-        let signals = Signals::install();
+        // Nothing to pass a signal on to: record it, and stop the server after the start.
+        let signals = Signals::install(false);
         let started = self.start(false, Stdio3::Files)?;
         if let Some(sig) = signals.received() {
             self.shutdown(Some(started.server.pid), &started.server.dir, false);
@@ -381,10 +382,10 @@ impl Pump {
             "export PATH={}",
             shell::quote(&self.child_path().to_string_lossy())
         ));
-        let mut out = std::io::stdout().lock();
-        for l in lines {
-            let _ = writeln!(out, "{l}");
-        }
+        // One write: `eval "$(pump --startup)"` reads it at once.
+        let mut text = lines.join("\n");
+        text.push('\n');
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
         Ok(Exit::Code(0))
     }
 
@@ -467,7 +468,9 @@ struct Signals {
 }
 
 impl Signals {
-    fn install() -> Signals {
+    /// Catches the signals; with `forward`, a thread also passes them on to the build
+    /// (see [`Signals::forward_to`]).
+    fn install(forward: bool) -> Signals {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         use signal_hook::iterator::exfiltrator::WithOrigin;
         use signal_hook::iterator::SignalsInfo;
@@ -477,7 +480,10 @@ impl Signals {
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             let _ = signal_hook::flag::register_usize(sig, caught.clone(), sig as usize);
         }
-        if let Ok(mut signals) = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP]) {
+        let forwarder = forward
+            .then(|| SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP]).ok())
+            .flatten();
+        if let Some(mut signals) = forwarder {
             let (first, child) = (first.clone(), child.clone());
             std::thread::spawn(move || {
                 for info in signals.forever() {

@@ -1,6 +1,6 @@
 //! `pump-startup`: times `pump --startup` (until the include server is ready) and
 //! `pump true` for two pump implementations side by side, alternating runs, and prints
-//! medians and the ratio.
+//! medians and the ratio. The two alternate in ABBA order.
 //!
 //! `pump-startup --runs 21 RUST_PUMP PYTHON_PUMP`. Each `--startup` is followed by an
 //! untimed `--shutdown` with the exported variables. `DISTCC_HOSTS` is set to a
@@ -104,9 +104,16 @@ fn run() -> Result<()> {
         ("pump true", run_true),
     ] {
         let (mut ours, mut reference) = (Vec::new(), Vec::new());
-        for _ in 0..cli.runs.max(1) {
-            ours.push(f(&cli.ours, tmp.path())?);
-            reference.push(f(&cli.reference, tmp.path())?);
+        // ABBA order: each pump runs as often right after the other one's run (whose
+        // exiting processes may still hold a core) as right after its own.
+        for i in 0..cli.runs.max(1) {
+            if i % 2 == 0 {
+                ours.push(f(&cli.ours, tmp.path())?);
+                reference.push(f(&cli.reference, tmp.path())?);
+            } else {
+                reference.push(f(&cli.reference, tmp.path())?);
+                ours.push(f(&cli.ours, tmp.path())?);
+            }
         }
         results.push((what, median(ours), median(reference)));
     }
