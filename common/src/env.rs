@@ -41,6 +41,11 @@ pub const INCLUDE_SERVER_PORT: &str = "INCLUDE_SERVER_PORT";
 /// Where the include server saves compiler probes for the next server: unset means
 /// `$DISTCC_DIR/include_server/probes`, set but empty means nowhere.
 pub const INCLUDE_SERVER_PROBE_CACHE: &str = "INCLUDE_SERVER_PROBE_CACHE";
+/// Set by `pump` for the launcher it starts: a descriptor on which the serving process
+/// writes its pid and a newline once the socket accepts, so that pump need not wait for
+/// the launcher to exit. A launcher given it serves in its own process instead of
+/// forking; one that does not know it ignores it.
+pub const INCLUDE_SERVER_READY_FD: &str = "INCLUDE_SERVER_READY_FD";
 /// The include server's pid, exported by `pump --startup`.
 pub const INCLUDE_SERVER_PID: &str = "INCLUDE_SERVER_PID";
 /// The socket directory, exported by `pump --startup`.
@@ -80,6 +85,7 @@ pub const ALL: &[&str] = &[
     INCLUDE_SERVER_ARGS,
     INCLUDE_SERVER_PORT,
     INCLUDE_SERVER_PROBE_CACHE,
+    INCLUDE_SERVER_READY_FD,
     INCLUDE_SERVER_PID,
     INCLUDE_SERVER_DIR,
     LSDISTCC_ARGS,

@@ -274,7 +274,10 @@ pub fn command() -> clap::Command {
              default include directories and predefined macros are saved for the next \
              server, checked against the compiler's files before each use; default \
              $DISTCC_DIR/include_server/probes, ~/.distcc when DISTCC_DIR is unset; set but \
-             empty: nothing saved).\n\n\
+             empty: nothing saved); INCLUDE_SERVER_READY_FD (set by pump(1): a descriptor \
+             on which the server writes its pid and a newline once the socket accepts; the \
+             launcher then serves in its own process instead of forking, and exits only when \
+             the server stops).\n\n\
              EXIT STATUS: 0 once the server is ready; 1 for a bad option, --simple_algorithm, \
              or a server that could not start (one line on stderr says why).",
         )

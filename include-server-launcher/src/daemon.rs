@@ -9,6 +9,12 @@
 //! reap the child and fail with one line saying why. The child has then removed what it
 //! created, and no pid file is written.
 //!
+//! When `pump` passes a descriptor in `INCLUDE_SERVER_READY_FD`, the launcher does not
+//! fork: it serves in its own process, writes the pid file, and then writes its pid and
+//! a newline to that descriptor; pump, which waits on it, goes on at once instead of
+//! waiting for a launcher process to exit. A failed start prints its one line and exits
+//! 1, which pump sees as the launcher's exit.
+//!
 //! In the serving process SIGTERM and SIGINT are turned into bytes on self-pipes that
 //! the accept loop polls; either one stops serving, removes every client root of this
 //! server, unlinks the socket, writes `stats.json` and exits 0. SIGPIPE is ignored, so a
@@ -37,10 +43,20 @@ pub struct Daemon {
     pub pid_file: Option<std::path::PathBuf>,
     /// `-t`: print timing at exit.
     pub time: bool,
+    /// `INCLUDE_SERVER_READY_FD`: serve in this process and report readiness there.
+    pub ready_fd: Option<OwnedFd>,
 }
 
 /// Forks the serving process and returns once it serves (or failed to start).
 pub fn launch(daemon: Daemon) -> Result<ExitCode> {
+    if let Some(fd) = daemon.ready_fd {
+        let ready = Ready::Pump {
+            fd: std::fs::File::from(fd),
+            pid_file: daemon.pid_file,
+        };
+        let code = serve(daemon.config, ready, daemon.time);
+        return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+    }
     let (ready_r, ready_w) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).context("cannot create a pipe")?;
     // SAFETY: the launcher has not started any thread, so the child is a complete copy
@@ -52,7 +68,8 @@ pub fn launch(daemon: Daemon) -> Result<ExitCode> {
         }
         ForkResult::Child => {
             drop(ready_r);
-            let code = serve(daemon.config, ready_w, daemon.time);
+            let ready = Ready::Parent(std::fs::File::from(ready_w));
+            let code = serve(daemon.config, ready, daemon.time);
             std::process::exit(code)
         }
     }
@@ -97,31 +114,74 @@ fn parent(ready: OwnedFd, child: Pid, pid_file: Option<&Path>) -> Result<ExitCod
     }
 }
 
+/// Who waits for the serving process to be ready.
+enum Ready {
+    /// The launcher's parent half, on a pipe: `\n`, or an error line.
+    Parent(std::fs::File),
+    /// pump, on `INCLUDE_SERVER_READY_FD`: the pid and `\n`, after the pid file; an
+    /// error is printed, and pump sees this process exit.
+    Pump {
+        fd: std::fs::File,
+        pid_file: Option<std::path::PathBuf>,
+    },
+}
+
+impl Ready {
+    fn fail(self, text: &str) {
+        match self {
+            Ready::Parent(mut pipe) => {
+                let _ = writeln!(pipe, "{text}");
+            }
+            Ready::Pump { .. } => eprintln!("include_server: {text}"),
+        }
+    }
+
+    /// Says that the socket accepts. An error means nobody will know of this server.
+    fn send(self) -> Result<(), String> {
+        match self {
+            Ready::Parent(mut pipe) => pipe
+                .write_all(b"\n")
+                .map_err(|e| format!("the launcher is gone: {e}")),
+            Ready::Pump { mut fd, pid_file } => {
+                let pid = std::process::id();
+                if let Some(path) = pid_file {
+                    std::fs::write(&path, format!("{pid}\n")).map_err(|e| {
+                        format!("cannot write the pid file '{}': {e}", path.display())
+                    })?;
+                }
+                fd.write_all(format!("{pid}\n").as_bytes())
+                    .map_err(|e| format!("pump is gone: {e}"))
+            }
+        }
+    }
+}
+
 /// The serving process: start, signal readiness, serve until SIGTERM/SIGINT, clean up.
 /// Returns the exit status.
-fn serve(config: ServerConfig, ready: OwnedFd, time: bool) -> i32 {
+fn serve(config: ServerConfig, ready: Ready, time: bool) -> i32 {
     let started = Instant::now();
-    let mut ready = std::fs::File::from(ready);
     let stops = match stop_pipes() {
         Ok(s) => s,
         Err(e) => {
-            let _ = writeln!(ready, "cannot install signal handlers: {e}");
+            ready.fail(&format!("cannot install signal handlers: {e}"));
             return 1;
         }
     };
     let server = match Server::start(config) {
         Ok(s) => s,
         Err(e) => {
-            let _ = writeln!(ready, "{e}");
+            ready.fail(&e.to_string());
             return 1;
         }
     };
-    if ready.write_all(b"\n").is_err() {
-        // The launcher is gone; nobody knows about this server.
+    let pump_waits = matches!(ready, Ready::Pump { .. });
+    if let Err(e) = ready.send() {
+        if pump_waits {
+            eprintln!("include_server: {e}");
+        }
         let _ = server.shutdown();
         return 1;
     }
-    drop(ready);
     let which = server.serve(&[stops[0].as_fd(), stops[1].as_fd()]);
     match which {
         Ok(1) => eprintln!("Include server: keyboard interrupt, quitting after cleaning up."),

@@ -50,6 +50,10 @@ fn run() -> Result<ExitCode> {
         print!("{}", cli::USAGE);
         return Ok(ExitCode::FAILURE);
     };
+    let ready_fd = match env.get(env::INCLUDE_SERVER_READY_FD) {
+        Some(v) => Some(ready_fd(v)?),
+        None => None,
+    };
     let client_tmp = ClientTmp::from_env(env.get(env::DISTCC_CLIENT_TMP))?;
     let path_observation = opts
         .path_observation_re
@@ -100,5 +104,27 @@ fn run() -> Result<ExitCode> {
         config,
         pid_file: opts.pid_file,
         time: opts.time,
+        ready_fd,
     })
+}
+
+/// `INCLUDE_SERVER_READY_FD`: an open descriptor other than the standard three, taken
+/// over (and kept from the compilers the server runs).
+fn ready_fd(value: &std::ffi::OsStr) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let text = value.to_string_lossy();
+    let bad = || {
+        anyhow::anyhow!(
+            "{} '{text}' is not an open file descriptor",
+            env::INCLUDE_SERVER_READY_FD
+        )
+    };
+    let fd: i32 = text.trim().parse().map_err(|_| bad())?;
+    // SAFETY: F_SETFD only sets the descriptor's flags (and fails if it is not open).
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return Err(bad());
+    }
+    // SAFETY: the descriptor is open (above), was handed to this process for this
+    // purpose alone, and nothing else here owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }

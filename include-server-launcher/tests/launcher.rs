@@ -443,3 +443,75 @@ fn a_second_server_uses_the_compiler_probe_the_first_saved() {
     assert_eq!(second, first);
     assert!(first.iter().any(|p| p.ends_with("x.h.lzo")), "{first:?}");
 }
+
+#[test]
+fn with_a_ready_descriptor_it_serves_in_its_own_process_and_says_when() {
+    use std::os::fd::AsRawFd;
+    let s = Setup::new();
+    let (mut ready_r, ready_w) = std::io::pipe().unwrap();
+    // The launcher inherits the write end (as pump's does).
+    // SAFETY: clearing FD_CLOEXEC on a descriptor this test owns.
+    assert_eq!(
+        unsafe { libc::fcntl(ready_w.as_raw_fd(), libc::F_SETFD, 0) },
+        0
+    );
+    let socket = s.socket();
+    let pid_file = s.pid_file();
+    let mut child = Command::new(BIN)
+        .args(["--port", socket.to_str().unwrap()])
+        .args(["--pid_file", pid_file.to_str().unwrap(), "-d1"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("DISTCC_CLIENT_TMP", s.base.path())
+        .env("INCLUDE_SERVER_READY_FD", ready_w.as_raw_fd().to_string())
+        .stdin(Stdio::null())
+        .stdout(File::create(s.dir.path().join("stdout")).unwrap())
+        .stderr(File::create(s.stderr_file()).unwrap())
+        .spawn()
+        .unwrap();
+    drop(ready_w);
+    // Blocks until the server writes (or, if it died, until end of file).
+    let mut line = String::new();
+    ready_r.read_to_string(&mut line).unwrap();
+    let pid = child.id() as i32;
+    assert_eq!(line, format!("{pid}\n"), "stderr: {}", s.stderr());
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap(),
+        line,
+        "the pid file is written before readiness"
+    );
+    UnixStream::connect(&socket).expect("the socket accepts once the pid is written");
+    assert_eq!(
+        child.try_wait().unwrap(),
+        None,
+        "the launcher itself serves"
+    );
+    // SAFETY: kill with our child's pid and a signal number.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert_eq!(wait_exit(pid, Duration::from_secs(10)), 0);
+    s.check_clean();
+}
+
+#[test]
+fn a_bad_ready_descriptor_is_a_one_line_error() {
+    let s = Setup::new();
+    let socket = s.socket();
+    for bad in ["soon", "1", "987"] {
+        let out = s.launch_with(
+            &["--port", socket.to_str().unwrap(), "-d1"],
+            &[
+                ("DISTCC_CLIENT_TMP", s.base.path().to_str().unwrap()),
+                ("INCLUDE_SERVER_READY_FD", bad),
+            ],
+        );
+        assert_eq!(out.code(), Some(1), "{bad}");
+        assert_eq!(
+            s.stderr(),
+            format!(
+                "include_server: INCLUDE_SERVER_READY_FD '{bad}' is not an open file descriptor\n"
+            )
+        );
+        assert!(!socket.exists());
+        assert!(s.roots().is_empty());
+    }
+}

@@ -169,8 +169,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Server {
-    /// Removes dead servers' roots, creates generation 1's root, and listens on the
-    /// socket (an old socket file there is replaced). On error nothing is left behind.
+    /// Creates generation 1's root and listens on the socket (an old socket file there
+    /// is replaced). On error nothing is left behind. [`Server::serve`] then removes
+    /// the roots of dead servers.
     pub fn start(mut config: ServerConfig) -> Result<Server, StartError> {
         let pid = std::process::id();
         let listen_err = |path: &Path| {
@@ -180,7 +181,6 @@ impl Server {
         if fs::symlink_metadata(&config.socket).is_ok_and(|m| m.file_type().is_socket()) {
             fs::remove_file(&config.socket).map_err(listen_err(&config.socket))?;
         }
-        config.client_tmp.remove_dead_servers();
         let root = config.client_tmp.create_root(pid, 1)?;
         let listener = match listen(&config.socket) {
             Ok(l) => l,
@@ -250,6 +250,8 @@ impl Server {
         for _ in 0..self.shared.options.workers.max(1) {
             spawn_worker(&self.shared, &pool)?;
         }
+        // Housekeeping that need not delay readiness: roots left by dead servers.
+        self.shared.client_tmp.remove_dead_servers();
         let result = loop {
             let mut fds: Vec<PollFd> = stop
                 .iter()

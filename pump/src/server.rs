@@ -3,19 +3,24 @@
 //! Start: make the socket directory `${TMPDIR-/tmp}/distcc-pump.XXXXXX` (mode 0700) and
 //! the pid file `distcc-pump-pid.XXXXXX`, run the launcher as
 //! `include_server --port <dir>/socket --pid_file <pidfile> -d1 <args>` and wait for it to
-//! return (it returns once the socket accepts). Then the socket must exist and the pid
-//! file must hold a decimal pid; the pid file is removed. Any failure removes everything
-//! this start made.
+//! return (it returns once the socket accepts), or, for our own launcher, for the pid it
+//! writes on the `INCLUDE_SERVER_READY_FD` pipe once the socket accepts (it then serves
+//! in the launcher's process, and pump need not wait for a process to exit). Then the
+//! socket must exist and the pid (from that pipe or the pid file) must be a decimal
+//! number; the pid file is removed. Any failure removes everything this start made.
 //!
 //! Stop: SIGTERM, then wait (through a pidfd, no polling) up to [`STOP_GRACE`]; a server
 //! still alive then gets SIGKILL. `--shutdown` first checks that the pid is alive and its
 //! socket still exists, so a recycled pid is not signalled.
 
 use std::ffi::OsString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use common::env;
 
 /// Socket file name inside the socket directory (the client derives the discrepancy
 /// counter from it).
@@ -170,15 +175,32 @@ fn start_in(
             cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         }
     }
-    let status = cmd.status();
-    let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
-    let _ = std::fs::remove_file(&pid_file);
-    if let Err(error) = status {
-        return Err(StartError::Spawn {
-            launcher: launcher.to_owned(),
-            error,
-        });
+    // Our launcher reports readiness on this pipe and serves in its own process; any
+    // other launcher ignores it and is waited for, as distcc's pump does.
+    let ready = ready_pipe();
+    if let Some((_, w)) = &ready {
+        cmd.env(env::INCLUDE_SERVER_READY_FD, w.as_raw_fd().to_string());
     }
+    let child = cmd.spawn();
+    let ready = ready.map(|(r, _)| r);
+    let mut child = match child {
+        Ok(c) => c,
+        Err(error) => {
+            let _ = std::fs::remove_file(&pid_file);
+            return Err(StartError::Spawn {
+                launcher: launcher.to_owned(),
+                error,
+            });
+        }
+    };
+    let pid = match ready.and_then(|r| wait_ready(r, child.id())) {
+        Some(pid) => pid.to_string(),
+        None => {
+            let _ = child.wait();
+            std::fs::read_to_string(&pid_file).unwrap_or_default()
+        }
+    };
+    let _ = std::fs::remove_file(&pid_file);
     let is_socket = std::fs::symlink_metadata(&socket)
         .map(|m| m.file_type().is_socket())
         .unwrap_or(false);
@@ -199,6 +221,74 @@ fn start_in(
             Err(StartError::NoSocket { socket })
         }
         _ => Err(StartError::NoSocket { socket }),
+    }
+}
+
+/// A pipe for `INCLUDE_SERVER_READY_FD`: the read end (close-on-exec) and the write
+/// end (inherited by the launcher alone: it is made just before the launcher starts and
+/// closed just after). `None` without pidfds, which the wait needs.
+fn ready_pipe() -> Option<(std::fs::File, OwnedFd)> {
+    let own = pidfd(std::process::id() as i32)?;
+    // SAFETY: closing the descriptor pidfd_open returned.
+    unsafe { libc::close(own) };
+    let mut fds = [-1; 2];
+    // SAFETY: pipe2 writes two new descriptors into the array it is given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return None;
+    }
+    // SAFETY: both descriptors were just created and are owned here alone.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let r = std::fs::File::from(r);
+    // SAFETY: clearing FD_CLOEXEC on a descriptor this function owns.
+    (unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETFD, 0) } == 0).then_some((r, w))
+}
+
+/// Waits until the launcher writes `<pid>\n` on `ready` (its pid), or exits; `None`
+/// when it exited (or wrote something else) first.
+fn wait_ready(mut ready: std::fs::File, launcher: u32) -> Option<i32> {
+    let exited = pidfd(launcher as i32)?;
+    // SAFETY: the pidfd is owned here and closed once, when `_guard` drops.
+    let _guard = unsafe { OwnedFd::from_raw_fd(exited) };
+    let mut got = Vec::new();
+    let mut open = true;
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: if open { ready.as_raw_fd() } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: exited,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: fds is a valid array of two pollfds for the call.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return None;
+        }
+        if fds[0].revents != 0 {
+            let mut buf = [0u8; 32];
+            match std::io::Read::read(&mut ready, &mut buf) {
+                Ok(0) | Err(_) => open = false,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+            if let Some(line) = got.strip_suffix(b"\n") {
+                let pid = std::str::from_utf8(line).ok()?.parse::<i32>().ok()?;
+                return (pid > 0).then_some(pid);
+            }
+            if got.len() > 16 {
+                return None;
+            }
+            continue;
+        }
+        if fds[1].revents != 0 {
+            return None;
+        }
     }
 }
 
@@ -247,6 +337,10 @@ pub fn stop(pid: i32) {
         // SAFETY: fd came from pidfd_open and is closed once.
         unsafe { libc::close(fd) };
     }
+    // A server that is pump's own child (it reported readiness itself) is reaped here;
+    // for any other pid this fails with ECHILD.
+    // SAFETY: waitpid with a null status pointer and WNOHANG only reaps.
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
 }
 
 fn pidfd(pid: i32) -> Option<i32> {
@@ -309,5 +403,54 @@ mod tests {
             "{err}"
         );
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
+    }
+
+    /// A launcher like distcc's: it ignores `INCLUDE_SERVER_READY_FD`, forks a daemon
+    /// that keeps every inherited descriptor open (the ready pipe's write end too), and
+    /// exits once the socket listens, after writing the pid file.
+    const CLASSIC_LAUNCHER: &str = r#"#!/usr/bin/env python3
+import os, socket, sys
+a = sys.argv[1:]
+port, pid_file = a[a.index("--port") + 1], a[a.index("--pid_file") + 1]
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(port)
+    s.listen(5)
+    os.write(w, b"x")
+    os.close(w)
+    while True:
+        s.accept()[0].close()
+os.close(w)
+os.read(r, 1)
+with open(pid_file, "w") as f:
+    f.write("%d\n" % pid)
+"#;
+
+    #[test]
+    fn a_launcher_that_ignores_the_ready_descriptor_is_waited_for() {
+        let t = tempfile::tempdir().unwrap();
+        let launcher = t.path().join("include_server");
+        std::fs::write(&launcher, CLASSIC_LAUNCHER).unwrap();
+        std::fs::set_permissions(&launcher, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let tmp = t.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (l, d) = (launcher.clone(), tmp.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(start(&l, &d, &[], &[], Stdio3::Files));
+        });
+        let server = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("pump waits for a launcher that exits, not for the ready pipe")
+            .unwrap();
+        assert!(alive(server.pid));
+        assert!(server.dir.socket().exists());
+        // stop() returns once the process has exited (its pidfd is readable).
+        stop(server.pid);
+        server.dir.remove();
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "pid file left");
     }
 }

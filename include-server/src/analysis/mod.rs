@@ -274,12 +274,14 @@ pub struct Analyzer {
     generation: RwLock<Arc<Generation>>,
     counters: Arc<graph::Counters>,
     resets: std::sync::atomic::AtomicU64,
-    prefetch: Option<Arc<graph::Prefetcher>>,
+    /// The read-ahead helpers, started by the first request (not before the server
+    /// reports readiness).
+    prefetch: std::sync::OnceLock<Option<Arc<graph::Prefetcher>>>,
 }
 
 impl Drop for Analyzer {
     fn drop(&mut self) {
-        if let Some(p) = &self.prefetch {
+        if let Some(Some(p)) = self.prefetch.get() {
             p.stop();
         }
     }
@@ -289,15 +291,23 @@ impl Analyzer {
     /// A fresh engine with empty caches.
     pub fn new(config: AnalyzerConfig) -> Analyzer {
         let counters = Arc::new(graph::Counters::default());
-        let prefetch = (config.prefetch_helpers > 0)
-            .then(|| graph::Prefetcher::start(config.prefetch_helpers, counters.clone()));
         Analyzer {
             config,
             generation: RwLock::default(),
             counters,
             resets: Default::default(),
-            prefetch,
+            prefetch: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The read-ahead helpers, started on first use.
+    fn prefetch(&self) -> Option<&graph::Prefetcher> {
+        self.prefetch
+            .get_or_init(|| {
+                let n = self.config.prefetch_helpers;
+                (n > 0).then(|| graph::Prefetcher::start(n, self.counters.clone()))
+            })
+            .as_deref()
     }
 
     fn current(&self) -> Arc<Generation> {
@@ -337,7 +347,7 @@ impl Analyzer {
         };
         let mut ctx = Ctx {
             gen: &gen,
-            prefetch: self.prefetch.as_deref(),
+            prefetch: self.prefetch(),
             counters: &self.counters,
             cfg: cfg.clone(),
             budget,
@@ -413,7 +423,7 @@ impl Analyzer {
         cwd: &Path,
         cmd: &command::CompileCommand,
     ) {
-        let Some(prefetch) = &self.prefetch else {
+        let Some(prefetch) = self.prefetch() else {
             return;
         };
         let guess = probe::guess_defaults(&cmd.language);
