@@ -82,10 +82,7 @@ fn run() -> Result<ExitCode> {
             no_unexpanded_functions: opts.unsafe_no_unexpanded_functions,
             probe_path: path_env.clone(),
             probe_cache: env.probe_cache_dir(),
-            // One core reads ahead for a cold request while another walks its graph;
-            // more helpers than that only compete with the other requests.
-            prefetch_helpers: std::thread::available_parallelism()
-                .map_or(0, |n| n.get().saturating_sub(1).min(2)),
+            prefetch_helpers: None,
         },
         options: Options {
             debug: opts.debug,

@@ -333,8 +333,20 @@ fn listen(path: &Path) -> io::Result<UnixListener> {
         None,
     )?;
     let addr = UnixAddr::new(path)?;
-    sock::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr)?;
-    let ready = fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+    // On Linux the socket file takes the socket's own mode (less the umask) when it is
+    // bound: made owner-only first, it is never accessible to others, even briefly.
+    let owner_only = nix::sys::stat::fchmod(
+        fd.as_raw_fd(),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .is_ok();
+    sock::bind(fd.as_raw_fd(), &addr)?;
+    let ready = if owner_only {
+        Ok(())
+    } else {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+    };
+    let ready = ready
         .and_then(|()| sock::listen(&fd, sock::Backlog::MAXALLOWABLE).map_err(io::Error::from));
     if let Err(e) = ready {
         let _ = fs::remove_file(path);

@@ -58,7 +58,7 @@ fn analyze_cold(dir: &Path, tu: &str) -> (Closure, u64) {
     let a = Analyzer::new(AnalyzerConfig {
         probe_path: path,
         // As the launcher runs it: with a helper reading ahead of the walk.
-        prefetch_helpers: 1,
+        prefetch_helpers: Some(1),
         ..Default::default()
     });
     let obj = tu.replace(".cpp", ".o");

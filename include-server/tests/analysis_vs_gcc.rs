@@ -54,7 +54,7 @@ fn fixture() -> Fixture {
     let analyzer = Analyzer::new(AnalyzerConfig {
         probe_path: path,
         // As the launcher runs it: with a helper reading ahead of the walk.
-        prefetch_helpers: 1,
+        prefetch_helpers: Some(1),
         ..Default::default()
     });
     Fixture {

@@ -107,8 +107,11 @@ pub struct AnalyzerConfig {
     /// Where probes are saved between include servers ([`probe_cache`]); `None`: nowhere.
     pub probe_cache: Option<PathBuf>,
     /// Threads that read and scan files ahead of a cold request's walk
-    /// ([`graph::Prefetcher`]); 0: none.
-    pub prefetch_helpers: usize,
+    /// ([`graph::Prefetcher`]); 0: none. `None`: one less than the available cores, at
+    /// most 2 (one core reads ahead for a cold request while another walks its graph;
+    /// more helpers only compete with the other requests), worked out when the first
+    /// request starts them.
+    pub prefetch_helpers: Option<usize>,
 }
 
 /// One file of a closure.
@@ -304,7 +307,10 @@ impl Analyzer {
     fn prefetch(&self) -> Option<&graph::Prefetcher> {
         self.prefetch
             .get_or_init(|| {
-                let n = self.config.prefetch_helpers;
+                let n = self.config.prefetch_helpers.unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map_or(0, |n| n.get().saturating_sub(1).min(2))
+                });
                 (n > 0).then(|| graph::Prefetcher::start(n, self.counters.clone()))
             })
             .as_deref()

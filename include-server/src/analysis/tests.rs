@@ -22,7 +22,7 @@ fn engine() -> Analyzer {
 fn engine_with_helpers(prefetch_helpers: usize) -> Analyzer {
     Analyzer::new(AnalyzerConfig {
         probe_path: Some("/usr/bin:/bin".into()),
-        prefetch_helpers,
+        prefetch_helpers: Some(prefetch_helpers),
         ..Default::default()
     })
 }
