@@ -318,7 +318,8 @@ pub fn command() -> clap::Command {
         .arg(value(
             "path_observation_re",
             "RE",
-            "Warn about new resolutions whose realpath matches RE",
+            "Warn about new resolutions whose realpath matches RE (Python's regular \
+             expression syntax, with ASCII meanings for \\w, \\d, \\s and (?i))",
         ))
         .arg(value(
             "stat_reset_triggers",

@@ -58,7 +58,7 @@ fn run() -> Result<ExitCode> {
     let path_observation = opts
         .path_observation_re
         .as_deref()
-        .map(regex::Regex::new)
+        .map(regex_lite::Regex::new)
         .transpose()
         .context("bad --path_observation_re")?;
     let stat_reset_triggers = match &opts.stat_reset_triggers {

@@ -515,3 +515,33 @@ fn a_bad_ready_descriptor_is_a_one_line_error() {
         assert!(s.roots().is_empty());
     }
 }
+
+#[test]
+fn path_observation_warns_once_about_each_matching_path() {
+    let s = Setup::new();
+    // Python's syntax; (?i) folds ASCII letters.
+    let pid = s.start(&["--path_observation_re=(?i)/OBSERVED\\.H$"]);
+    let cwd = std::fs::canonicalize(s.dir.path()).unwrap();
+    std::fs::write(
+        cwd.join("x.c"),
+        "#include \"observed.h\"\n#include \"y.h\"\n",
+    )
+    .unwrap();
+    std::fs::write(cwd.join("observed.h"), "").unwrap();
+    std::fs::write(cwd.join("y.h"), "").unwrap();
+    for _ in 0..2 {
+        let reply = s.request(&cwd, &["gcc", "-c", "x.c", "-o", "x.o"]);
+        assert!(!reply.is_empty(), "{}", s.stderr());
+    }
+    assert_eq!(s.stop(pid, libc::SIGTERM), 0);
+    let stderr = s.stderr();
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("lookup of file"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("lookup of file 'observed.h'"),
+        "{stderr}"
+    );
+}

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use common::wire::{self, tags, ArgvLimits};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{self as sock, sockopt, AddressFamily, SockFlag, SockType, UnixAddr};
-use regex::Regex;
+use regex_lite::Regex;
 
 use crate::analysis::{Analyzer, AnalyzerConfig, Closure};
 use crate::client_root::{ClientTmp, RootError};
