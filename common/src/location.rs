@@ -104,9 +104,10 @@ impl Location {
             Layout::BuildTree => self
                 .path_dirs
                 .iter()
-                .filter(|d| !is_build_tree(d))
-                .map(|d| d.join(DISTCC))
-                .find(|p| is_executable(p)),
+                .map(|d| (d, d.join(DISTCC)))
+                .filter(|(_, p)| is_executable(p))
+                .find(|(d, _)| !is_build_tree(d))
+                .map(|(_, p)| p),
         }
     }
 
