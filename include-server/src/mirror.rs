@@ -80,8 +80,9 @@ impl MirrorError {
 /// One built reply.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Reply {
-    /// Absolute paths under the client root, each once.
-    pub paths: Vec<PathBuf>,
+    /// Absolute paths under the client root, each once (shared with the mirror's
+    /// records: a warm reply copies no path).
+    pub paths: Vec<Arc<Path>>,
     /// Files this request compressed (the others were compressed earlier).
     pub files_compressed: u64,
     /// Bytes of input those files had.
@@ -131,13 +132,13 @@ struct Shadow {
     /// Closures walked whole, by address.
     done_summaries: HashMap<usize, Arc<Summary>>,
     /// Compressed outputs by file id (files under system links are not here).
-    outs: HashMap<u32, PathBuf>,
+    outs: HashMap<u32, Arc<Path>>,
     /// The system dirs of the last closure, all linked.
     last_batch: Vec<PathBuf>,
     /// Bumped whenever a link, system link or must-exist directory is added or removed.
     version: u64,
     /// The reply's tail (system links, shadow links, forcing files) at `version`.
-    rest: Option<(u64, Arc<Vec<PathBuf>>)>,
+    rest: Option<(u64, Arc<Vec<Arc<Path>>>)>,
     /// Textual paths already processed.
     visited: HashSet<PathBuf>,
     /// Directories under the root known to exist.
@@ -169,7 +170,7 @@ impl Shadow {
 
     /// Every system link, shadow link and (with `force_dirs`) forcing file so far, each
     /// once, in creation order.
-    fn rest(&mut self, force_dirs: bool) -> Arc<Vec<PathBuf>> {
+    fn rest(&mut self, force_dirs: bool) -> Arc<Vec<Arc<Path>>> {
         if let Some((v, r)) = &self.rest {
             if *v == self.version {
                 return r.clone();
@@ -181,13 +182,14 @@ impl Shadow {
             .filter(|_| force_dirs)
             .map(|d| d.join(FORCING_FILE));
         let mut seen = HashSet::default();
-        let list: Vec<PathBuf> = self
+        let list: Vec<Arc<Path>> = self
             .system_links
             .iter()
             .chain(self.links.iter())
             .cloned()
             .chain(forcing)
             .filter(|p| seen.insert(p.clone()))
+            .map(Arc::from)
             .collect();
         let list = Arc::new(list);
         self.rest = Some((self.version, list.clone()));
@@ -275,7 +277,7 @@ impl Mirror {
                 }
             }
             // Outputs an earlier reply of this generation compressed, by file.
-            let known: Vec<Option<PathBuf>> = match &closure.ids {
+            let known: Vec<Option<Arc<Path>>> = match &closure.ids {
                 Some(ids) => ids
                     .files
                     .iter()
@@ -307,11 +309,9 @@ impl Mirror {
                         // would go through that link into the real directory.
                         continue;
                     }
-                    let out = self.compress_file(
-                        &file.realpath,
-                        file.abs_spelling.as_deref(),
-                        &mut reply,
-                    )?;
+                    let out: Arc<Path> = self
+                        .compress_file(&file.realpath, file.abs_spelling.as_deref(), &mut reply)?
+                        .into();
                     if let Some((serial, id)) = id {
                         let mut shadow = self.lock_shadow();
                         if shadow.ids_serial == serial {
@@ -861,7 +861,11 @@ mod tests {
         let reply = fx.mirror.reply_for(&c).unwrap();
         let root = fx.mirror.root().prefix();
         let link = root.join(fx.proj.strip_prefix("/").unwrap()).join("sysinc");
-        assert!(reply.paths.contains(&link), "{:?}", reply.paths);
+        assert!(
+            reply.paths.iter().any(|p| **p == *link),
+            "{:?}",
+            reply.paths
+        );
         assert_eq!(fs::read_link(&link).unwrap(), Path::new("/usr/include"));
         assert!(!Path::new("/usr/include/no-such-dir").exists());
         assert!(!Path::new("/usr/include").join(FORCING_FILE).exists());
@@ -869,7 +873,7 @@ mod tests {
         assert!(reply
             .paths
             .iter()
-            .all(|p| !p.starts_with(&sys) || *p == sys));
+            .all(|p| !p.starts_with(&sys) || **p == *sys));
     }
 
     #[test]
@@ -901,7 +905,7 @@ mod tests {
             .reply_for(&only(&["/usr/include", "/usr/include/c++/12"]))
             .unwrap();
         let root = fx.mirror.root().prefix();
-        assert_eq!(r2.paths, vec![root.join("usr/include")]);
+        assert_eq!(r2.paths, vec![Arc::from(root.join("usr/include"))]);
         assert!(fs::symlink_metadata(root.join("usr/include"))
             .unwrap()
             .file_type()

@@ -18,7 +18,7 @@
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -484,12 +484,69 @@ impl Read for Conn<'_> {
     }
 }
 
+thread_local! {
+    /// Each worker's read buffer and reply buffer, kept between its requests: an 8 KiB
+    /// allocation per request costs more than its copy (it makes malloc consolidate the
+    /// small blocks the previous request freed).
+    static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        std::cell::RefCell::new((vec![0; 8 << 10], Vec::new()));
+}
+
+/// Reply buffers larger than this are not kept for the next request.
+const KEEP_REPLY_BUFFER: usize = 256 << 10;
+
 fn read_request(conn: &mut Conn<'_>) -> Result<Request, Fallback> {
-    let mut r = BufReader::new(conn.take(MAX_REQUEST));
-    if r.fill_buf().is_ok_and(|b| b.is_empty()) {
-        return Err(Fallback::new(NO_REQUEST, "no request"));
+    BUFFERS.with(|b| {
+        let mut b = b.borrow_mut();
+        let mut r = Buffered {
+            inner: conn.take(MAX_REQUEST),
+            buf: &mut b.0,
+            pos: 0,
+            end: 0,
+        };
+        if r.fill_buf().is_ok_and(|b| b.is_empty()) {
+            return Err(Fallback::new(NO_REQUEST, "no request"));
+        }
+        read_items(&mut r).map_err(|e| Fallback::new("bad_request", format!("bad request: {e}")))
+    })
+}
+
+/// A buffered reader over a buffer that outlives it.
+struct Buffered<'b, R> {
+    inner: R,
+    buf: &'b mut [u8],
+    pos: usize,
+    end: usize,
+}
+
+impl<R: Read> Read for Buffered<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.end && out.len() >= self.buf.len() {
+            return self.inner.read(out);
+        }
+        let n = {
+            let have = self.fill_buf()?;
+            let n = have.len().min(out.len());
+            out[..n].copy_from_slice(&have[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
     }
-    read_items(&mut r).map_err(|e| Fallback::new("bad_request", format!("bad request: {e}")))
+}
+
+impl<R: Read> BufRead for Buffered<'_, R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos == self.end {
+            self.end = self.inner.read(self.buf)?;
+            self.pos = 0;
+        }
+        Ok(&self.buf[self.pos..self.end])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.end);
+    }
 }
 
 fn read_items(r: &mut impl Read) -> Result<Request, String> {
@@ -639,7 +696,7 @@ impl Shared {
         conn: &mut Conn<'_>,
         tu: &mut String,
         busy: &mut Option<Busy<'a>>,
-    ) -> Result<Vec<PathBuf>, Fallback> {
+    ) -> Result<Vec<Arc<Path>>, Fallback> {
         match sock::getsockopt(conn.stream, sockopt::PeerCredentials) {
             Ok(cred) if cred.uid() == self.uid => {}
             Ok(cred) => {
@@ -682,7 +739,7 @@ impl Shared {
     }
 
     /// The reply paths for a request.
-    fn cover(&self, request: &Request, tu: &str) -> Result<Vec<PathBuf>, Fallback> {
+    fn cover(&self, request: &Request, tu: &str) -> Result<Vec<Arc<Path>>, Fallback> {
         self.check_triggers();
         let mirror = self.current();
         let closure = self
@@ -791,12 +848,22 @@ impl Shared {
     }
 }
 
-fn write_reply(conn: &mut Conn<'_>, paths: &[PathBuf]) -> io::Result<()> {
-    let size: usize = paths.iter().map(|p| p.as_os_str().len() + 12).sum();
-    let mut bytes = Vec::with_capacity(size + 12);
-    let args: Vec<&[u8]> = paths.iter().map(|p| p.as_os_str().as_bytes()).collect();
-    wire::write_argv(&mut bytes, &args)?;
-    conn.send_all(&bytes)
+fn write_reply(conn: &mut Conn<'_>, paths: &[Arc<Path>]) -> io::Result<()> {
+    BUFFERS.with(|b| {
+        let bytes = &mut b.borrow_mut().1;
+        bytes.clear();
+        let n = u32::try_from(paths.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many paths"))?;
+        wire::write_int(bytes, tags::ARGC, n)?;
+        for p in paths {
+            wire::write_bytes(bytes, tags::ARGV, p.as_os_str().as_bytes())?;
+        }
+        let sent = conn.send_all(bytes);
+        if bytes.capacity() > KEEP_REPLY_BUFFER {
+            *bytes = Vec::new();
+        }
+        sent
+    })
 }
 
 /// The source file of a compile command, for messages: the last argument that is not an
