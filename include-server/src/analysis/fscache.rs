@@ -40,11 +40,38 @@ pub struct FsCache {
     syscalls: AtomicU64,
 }
 
+/// The directory part of an absolute `path` (trailing slashes ignored), unless that is
+/// the root; `None` for the root and for relative paths.
+fn textual_parent(path: &[u8]) -> Option<&Path> {
+    let end = path.iter().rposition(|&b| b != b'/')?;
+    let slash = path[..end].iter().rposition(|&b| b == b'/')?;
+    let parent_end = path[..slash].iter().rposition(|&b| b != b'/')?;
+    if !path.starts_with(b"/") {
+        return None;
+    }
+    Some(Path::new(std::ffi::OsStr::from_bytes(&path[..=parent_end])))
+}
+
 impl FsCache {
     fn lookup(&self, path: &Path) -> Option<Entry> {
         let key = path.as_os_str().as_bytes();
         if let Some(e) = self.entries.get(key) {
             return e;
+        }
+        // Nothing resolves under a parent that is not a directory (this holds for `.`
+        // and `..` too: the kernel walks the parent first). Include names like
+        // `bits/x.h` are tried in every search directory: most directories have no
+        // `bits`, and one `stat` of it answers for all its names.
+        if let Some(parent) = textual_parent(key) {
+            if !matches!(
+                self.lookup(parent),
+                Some(Entry {
+                    kind: Kind::Dir,
+                    ..
+                })
+            ) {
+                return self.entries.insert_if_absent(key.into(), None);
+            }
         }
         self.syscalls.fetch_add(1, Ordering::Relaxed);
         let kind_of = |md: &std::fs::Metadata| {
@@ -176,5 +203,39 @@ mod tests {
         let n = c.syscalls();
         assert!(c.file(&t.path().join("late.h")).is_some());
         assert_eq!(c.syscalls(), n);
+    }
+
+    #[test]
+    fn nothing_under_a_missing_directory_costs_a_stat() {
+        let t = tempfile::tempdir().unwrap();
+        let c = FsCache::default();
+        assert!(c.dir(t.path()).is_some());
+        let n = c.syscalls();
+        for name in ["a.h", "b.h", "c.h", "sub/d.h", "../e.h"] {
+            assert!(
+                c.file(&t.path().join("bits").join(name)).is_none(),
+                "{name}"
+            );
+        }
+        // One stat of `bits` answered for all of them.
+        assert_eq!(c.syscalls(), n + 1);
+        // A file where a directory is expected is no directory either.
+        std::fs::write(t.path().join("f.h"), b"").unwrap();
+        assert!(c.file(&t.path().join("f.h/x.h")).is_none());
+        assert!(c.file(&t.path().join("f.h/../f.h")).is_none());
+        assert!(c.file(&t.path().join("f.h")).is_some());
+        for (path, want) in [
+            ("/a/b/c", Some("/a/b")),
+            ("/a//b//", Some("/a")),
+            ("/a", None),
+            ("/", None),
+            ("a/b", None),
+        ] {
+            assert_eq!(
+                textual_parent(path.as_bytes()),
+                want.map(Path::new),
+                "{path}"
+            );
+        }
     }
 }

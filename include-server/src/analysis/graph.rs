@@ -438,6 +438,7 @@ impl Prefetcher {
     }
 
     fn serve(&self, counters: &Counters) {
+        crate::prime_malloc_arena();
         while let Some(job) = self.next_job() {
             let gen = job.gen.clone();
             let mut crawl = vec![job];
