@@ -5,9 +5,9 @@
 //! files are assumed not to change until [`FsCache::clear`] (a cache reset).
 //!
 //! A realpath is built from the cached realpath of the parent directory: a path whose
-//! last component is a plain name and not a symlink costs one `lstat`, where
-//! `realpath(3)` reads every component again (a symlink, `.` or `..` at the end takes
-//! the full `canonicalize`).
+//! last component is not a symlink (a plain name, `.` or `..`) costs one `lstat`, where
+//! `realpath(3)` reads every component again (a symlink at the end takes the full
+//! `canonicalize`).
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -106,20 +106,30 @@ impl FsCache {
     }
 
     /// The realpath of a path that is not a symlink itself: its parent's realpath (from
-    /// the cache) joined with its name; `None` when the last component is not a plain
-    /// name (`..`, `.`, the root) or the parent is not a directory.
+    /// the cache) joined with its name (`.` and `..` taken on that realpath, a trailing
+    /// slash ignored); `None` for the root or when the parent is not a directory.
     fn real_from_parent(&self, path: &Path) -> Option<Arc<Path>> {
         let bytes = path.as_os_str().as_bytes();
         let slash = bytes.iter().rposition(|&b| b == b'/')?;
         let name = &bytes[slash + 1..];
-        if name.is_empty() || name == b"." || name == b".." {
-            return None;
+        if name.is_empty() {
+            // `dir/`: the directory itself.
+            let end = bytes.iter().rposition(|&b| b != b'/')?;
+            return self.dir(Path::new(std::ffi::OsStr::from_bytes(&bytes[..=end])));
         }
         let parent = match bytes[..slash].iter().rposition(|&b| b != b'/') {
             Some(end) => Path::new(std::ffi::OsStr::from_bytes(&bytes[..=end])),
             None => Path::new("/"),
         };
         let parent_real = self.dir(parent)?;
+        // The parent's realpath has no links left: `.` is it, `..` its own parent (as
+        // the kernel takes `..` after following the parent's links).
+        if name == b"." {
+            return Some(parent_real);
+        }
+        if name == b".." {
+            return Some(Arc::from(parent_real.parent().unwrap_or(Path::new("/"))));
+        }
         let mut real = parent_real.as_os_str().as_bytes().to_vec();
         if real != b"/" {
             real.push(b'/');
@@ -190,6 +200,13 @@ mod tests {
             "link/../sub/x.h",
             "real//sub/./x.h",
             "link",
+            "link/..",
+            "link/.",
+            "link/../..",
+            "real/sub/.",
+            "real/./sub/..",
+            "real/sub/",
+            "link//",
         ] {
             let p = t.path().join(p);
             let want = std::fs::canonicalize(&p).unwrap();
