@@ -237,13 +237,13 @@ impl Mirror {
                 && shadow
                     .last_batch
                     .iter()
-                    .zip(&closure.system_dirs)
+                    .zip(closure.system_dirs.iter())
                     .all(|(a, b)| a.as_os_str() == b.as_os_str());
             if !same_batch {
-                for dir in &closure.system_dirs {
+                for dir in closure.system_dirs.iter() {
                     self.link_system_dir(&mut shadow, dir, &closure.system_dirs)?;
                 }
-                shadow.last_batch = closure.system_dirs.clone();
+                shadow.last_batch = closure.system_dirs.to_vec();
             }
             for path in &closure.paths_used {
                 self.do_path(&mut shadow, path)?;
@@ -660,11 +660,11 @@ mod tests {
                 proj.join("sub/../b.h"),
                 proj.join("absinc/c.h"),
             ],
-            system_dirs: vec![
+            system_dirs: Arc::new(vec![
                 PathBuf::from("/usr/local/include"),
                 PathBuf::from("/usr/include/x86_64-linux-gnu"),
                 PathBuf::from("/usr/include"),
-            ],
+            ]),
             ids: None,
         }
     }
@@ -855,7 +855,7 @@ mod tests {
                 PathBuf::from("/usr/include/stdio.h"),
                 PathBuf::from("/usr/include/no-such-dir/x.h"),
             ],
-            system_dirs: vec![PathBuf::from("/usr/include")],
+            system_dirs: Arc::new(vec![PathBuf::from("/usr/include")]),
             ids: None,
         };
         let reply = fx.mirror.reply_for(&c).unwrap();
@@ -892,7 +892,7 @@ mod tests {
     fn deeper_system_link_is_replaced_and_repeats_add_nothing() {
         let fx = fixture(true);
         let only = |dirs: &[&str]| Closure {
-            system_dirs: dirs.iter().map(PathBuf::from).collect(),
+            system_dirs: Arc::new(dirs.iter().map(PathBuf::from).collect()),
             ..Closure::default()
         };
         let r1 = fx
@@ -929,7 +929,7 @@ mod tests {
                 abs_spelling: None,
             }]),
             paths_used: vec![big.clone()],
-            system_dirs: Vec::new(),
+            system_dirs: Default::default(),
             ids: None,
         };
         let want = lzo::compress(&content).unwrap();

@@ -217,13 +217,13 @@ mod tests {
                 .collect::<Vec<_>>()
                 .into(),
             paths_used: Vec::new(),
-            system_dirs: Vec::new(),
+            system_dirs: Default::default(),
             ids: None,
         };
         // stddef.h lives in gcc's own directory: without system dirs it is missing too.
         let missing = missing_from(&closure, &cwd, &deps);
         assert!(missing.contains(&cwd.join("b.h")), "{missing:?}");
-        closure.system_dirs = vec![PathBuf::from("/usr")];
+        closure.system_dirs = std::sync::Arc::new(vec![PathBuf::from("/usr")]);
         assert_eq!(missing_from(&closure, &cwd, &deps), vec![cwd.join("b.h")]);
         assert_eq!(closure_file_prefix(&cwd, &argv), Some(cwd.join("out/x")));
         let err = exact_dependencies(

@@ -232,7 +232,7 @@ fn sets(c: &Closure) -> ClosureSets {
             .map(|f| (f.realpath.clone(), f.abs_spelling.clone()))
             .collect(),
         c.all_paths_used().iter().cloned().collect(),
-        c.system_dirs.clone(),
+        c.system_dirs.to_vec(),
     )
 }
 

@@ -137,7 +137,7 @@ pub struct Closure {
     pub paths_used: Vec<PathBuf>,
     /// The compiler's default include directories (absolute realpaths) in the order the
     /// compiler printed them; files under them are not shipped.
-    pub system_dirs: Vec<PathBuf>,
+    pub system_dirs: Arc<Vec<PathBuf>>,
     /// From the analysis: the same texts and files by id, so that the mirror skips what
     /// it already did for an earlier request (the analysis leaves `paths_used` empty).
     pub ids: Option<ClosureIds>,
@@ -409,7 +409,7 @@ impl Analyzer {
         Ok(Closure {
             files: m.files,
             paths_used: Vec::new(),
-            system_dirs: system_dirs.to_vec(),
+            system_dirs: system_dirs.clone(),
             ids: Some(ClosureIds {
                 table: gen.closures.clone(),
                 memoized: roots.len() == 1 && !total.approximated,
