@@ -10,4 +10,5 @@
 pub mod env;
 pub mod hosts;
 pub mod location;
+pub mod start;
 pub mod wire;

@@ -24,7 +24,6 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -48,14 +47,15 @@ pub struct Daemon {
 }
 
 /// Forks the serving process and returns once it serves (or failed to start).
-pub fn launch(daemon: Daemon) -> Result<ExitCode> {
+/// Returns the launcher's exit status.
+pub fn launch(daemon: Daemon) -> Result<u8> {
     if let Some(fd) = daemon.ready_fd {
         let ready = Ready::Pump {
             fd: std::fs::File::from(fd),
             pid_file: daemon.pid_file,
         };
         let code = serve(daemon.config, ready, daemon.time);
-        return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+        return Ok(u8::try_from(code).unwrap_or(1));
     }
     let (ready_r, ready_w) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).context("cannot create a pipe")?;
@@ -75,7 +75,7 @@ pub fn launch(daemon: Daemon) -> Result<ExitCode> {
     }
 }
 
-fn parent(ready: OwnedFd, child: Pid, pid_file: Option<&Path>) -> Result<ExitCode> {
+fn parent(ready: OwnedFd, child: Pid, pid_file: Option<&Path>) -> Result<u8> {
     // The first byte decides: `\n` is readiness; anything else starts an error line,
     // and end-of-file means the child died first.
     let mut ready = std::fs::File::from(ready);
@@ -94,7 +94,7 @@ fn parent(ready: OwnedFd, child: Pid, pid_file: Option<&Path>) -> Result<ExitCod
                 bail!("cannot write the pid file '{}': {e}", path.display());
             }
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(0);
     }
     let mut message = first[..n].to_vec();
     let _ = ready.read_to_end(&mut message);

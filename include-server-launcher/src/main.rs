@@ -7,10 +7,13 @@
 //!
 //! Exit codes: 0 started; 1 usage error, `--simple_algorithm`, or a failed start.
 
+#![cfg_attr(not(test), no_main)]
+// The test harness brings its own `main`; this one is not built for it.
+#![cfg_attr(test, allow(dead_code))]
+
 use include_server_launcher::cli;
 mod daemon;
 
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -20,35 +23,39 @@ use include_server::client_root::ClientTmp;
 use include_server::server::{Options, ServerConfig};
 use include_server::triggers::StatResetTriggers;
 
-fn main() -> ExitCode {
-    match run() {
+/// Started without Rust's runtime set-up (see [`common::start`]): `pump --startup` runs
+/// this program every time.
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn main(_argc: std::os::raw::c_int, _argv: *const *const u8) -> std::os::raw::c_int {
+    common::start::run(|| match run() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("include_server: {e:#}");
-            ExitCode::FAILURE
+            1
         }
-    }
+    })
 }
 
-fn run() -> Result<ExitCode> {
+fn run() -> Result<u8> {
     let env = Env::from_process();
     let opts = match cli::Options::parse(std::env::args_os().skip(1)) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("include_server: {e}");
             print!("{}", cli::USAGE);
-            return Ok(ExitCode::FAILURE);
+            return Ok(1);
         }
     };
     if opts.simple_algorithm {
         println!("Not implemented");
-        return Ok(ExitCode::FAILURE);
+        return Ok(1);
     }
     let Some(port) = opts.port.clone() else {
         eprintln!("INCLUDE_SERVER_PORT not provided. Aborting.");
         eprintln!("{}", "-".repeat(70));
         print!("{}", cli::USAGE);
-        return Ok(ExitCode::FAILURE);
+        return Ok(1);
     };
     let ready_fd = match env.get(env::INCLUDE_SERVER_READY_FD) {
         Some(v) => Some(ready_fd(v)?),
