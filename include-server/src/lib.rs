@@ -19,14 +19,21 @@ pub mod triggers;
 pub mod verify;
 
 /// Grows the calling thread's malloc arena to a few MiB in one go and gives the memory
-/// back. glibc grows a thread's arena one `mprotect` per page as it is used, and keeps
-/// what it made accessible: a cold request's analysis otherwise makes about a thousand
-/// such calls on the walk's and the read-ahead helper's threads. Freed at once, the
-/// blocks cost no resident memory (glibc returns the pages with `madvise`).
+/// back, once per thread (the first time the thread scans a file: only cold requests
+/// need much memory). glibc grows a thread's arena one `mprotect` per page as it is
+/// used, and keeps what it made accessible: a cold request's analysis otherwise makes
+/// about a thousand such calls on the walk's and the read-ahead helper's threads. Freed
+/// at once, the blocks cost no resident memory (glibc returns the pages with `madvise`).
 pub(crate) fn prime_malloc_arena() {
     // Below glibc's mmap threshold (128 KiB), so the blocks come from the arena.
     const BLOCK: usize = 96 << 10;
     const BLOCKS: usize = 40;
+    thread_local! {
+        static PRIMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if PRIMED.with(|p| p.replace(true)) {
+        return;
+    }
     let blocks: Vec<Vec<u8>> = (0..BLOCKS)
         .map(|_| std::hint::black_box(Vec::with_capacity(BLOCK)))
         .collect();

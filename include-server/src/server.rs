@@ -376,7 +376,6 @@ fn spawn_worker(shared: &Arc<Shared>, pool: &Arc<Pool>) -> io::Result<()> {
 }
 
 fn worker(shared: &Arc<Shared>, pool: &Arc<Pool>) {
-    crate::prime_malloc_arena();
     loop {
         pool.idle.fetch_add(1, Ordering::SeqCst);
         let Some(stream) = next_connection(shared, pool) else {

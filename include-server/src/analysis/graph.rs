@@ -277,6 +277,7 @@ fn parse_into(
     counters: &Counters,
     real: &Arc<Path>,
 ) -> std::io::Result<Arc<Parsed>> {
+    crate::prime_malloc_arena();
     // One read buffer per thread, reused: a fresh one per file cost an allocation and
     // page faults for every header of a cold request.
     thread_local! {
@@ -438,7 +439,6 @@ impl Prefetcher {
     }
 
     fn serve(&self, counters: &Counters) {
-        crate::prime_malloc_arena();
         while let Some(job) = self.next_job() {
             let gen = job.gen.clone();
             let mut crawl = vec![job];
