@@ -196,6 +196,11 @@ fn start_in(
     let pid = match ready.and_then(|r| wait_ready(r, child.id())) {
         Some(pid) => pid.to_string(),
         None => {
+            // The launcher exited (as distcc's does once its server is ready). One still
+            // running said something unexpected on the pipe: it is not waited for.
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+            }
             let _ = child.wait();
             std::fs::read_to_string(&pid_file).unwrap_or_default()
         }
@@ -246,7 +251,12 @@ fn ready_pipe() -> Option<(std::fs::File, OwnedFd)> {
 /// Waits until the launcher writes `<pid>\n` on `ready` (its pid), or exits; `None`
 /// when it exited (or wrote something else) first.
 fn wait_ready(mut ready: std::fs::File, launcher: u32) -> Option<i32> {
-    let exited = pidfd(launcher as i32)?;
+    let Some(exited) = pidfd(launcher as i32) else {
+        // No pidfd after all: the pipe alone (end of file once the launcher is gone).
+        let mut got = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::Read::take(&mut ready, 16), &mut got);
+        return parse_pid_line(&got);
+    };
     // SAFETY: the pidfd is owned here and closed once, when `_guard` drops.
     let _guard = unsafe { OwnedFd::from_raw_fd(exited) };
     let mut got = Vec::new();
@@ -277,9 +287,8 @@ fn wait_ready(mut ready: std::fs::File, launcher: u32) -> Option<i32> {
                 Ok(0) | Err(_) => open = false,
                 Ok(n) => got.extend_from_slice(&buf[..n]),
             }
-            if let Some(line) = got.strip_suffix(b"\n") {
-                let pid = std::str::from_utf8(line).ok()?.parse::<i32>().ok()?;
-                return (pid > 0).then_some(pid);
+            if got.ends_with(b"\n") {
+                return parse_pid_line(&got);
             }
             if got.len() > 16 {
                 return None;
@@ -290,6 +299,13 @@ fn wait_ready(mut ready: std::fs::File, launcher: u32) -> Option<i32> {
             return None;
         }
     }
+}
+
+/// `<pid>\n` with a positive decimal pid.
+fn parse_pid_line(line: &[u8]) -> Option<i32> {
+    let digits = line.strip_suffix(b"\n")?;
+    let pid = std::str::from_utf8(digits).ok()?.parse::<i32>().ok()?;
+    (pid > 0).then_some(pid)
 }
 
 /// `mktemp [-d] ${TMPDIR-/tmp}/PREFIX.XXXXXX`, kept on disk.
