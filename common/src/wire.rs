@@ -192,11 +192,14 @@ pub fn write_bytes<W: Write + ?Sized>(w: &mut W, tag: Tag, payload: &[u8]) -> io
 }
 
 /// Writes an argv: `ARGC n` then each argument as an `ARGV` string.
-pub fn write_argv<W, A>(w: &mut W, args: &[A]) -> io::Result<()>
+pub fn write_argv<W, I>(w: &mut W, args: I) -> io::Result<()>
 where
     W: Write + ?Sized,
-    A: AsRef<[u8]>,
+    I: IntoIterator,
+    I::IntoIter: ExactSizeIterator,
+    I::Item: AsRef<[u8]>,
 {
+    let args = args.into_iter();
     let n = u32::try_from(args.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many arguments"))?;
     write_int(w, tags::ARGC, n)?;

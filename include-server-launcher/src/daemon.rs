@@ -136,21 +136,27 @@ impl Ready {
         }
     }
 
-    /// Says that the socket accepts. An error means nobody will know of this server.
-    fn send(self) -> Result<(), String> {
+    /// Says that the socket accepts. `false` means nobody will know of this server
+    /// (pump's case is said on stderr; the launcher's parent half is gone).
+    fn send(self) -> bool {
         match self {
-            Ready::Parent(mut pipe) => pipe
-                .write_all(b"\n")
-                .map_err(|e| format!("the launcher is gone: {e}")),
+            Ready::Parent(mut pipe) => pipe.write_all(b"\n").is_ok(),
             Ready::Pump { mut fd, pid_file } => {
                 let pid = std::process::id();
-                if let Some(path) = pid_file {
-                    std::fs::write(&path, format!("{pid}\n")).map_err(|e| {
+                let sent = match pid_file {
+                    Some(path) => std::fs::write(&path, format!("{pid}\n")).map_err(|e| {
                         format!("cannot write the pid file '{}': {e}", path.display())
-                    })?;
+                    }),
+                    None => Ok(()),
                 }
-                fd.write_all(format!("{pid}\n").as_bytes())
-                    .map_err(|e| format!("pump is gone: {e}"))
+                .and_then(|()| {
+                    fd.write_all(format!("{pid}\n").as_bytes())
+                        .map_err(|e| format!("pump is gone: {e}"))
+                });
+                if let Err(e) = &sent {
+                    eprintln!("include_server: {e}");
+                }
+                sent.is_ok()
             }
         }
     }
@@ -174,11 +180,7 @@ fn serve(config: ServerConfig, ready: Ready, time: bool) -> i32 {
             return 1;
         }
     };
-    let pump_waits = matches!(ready, Ready::Pump { .. });
-    if let Err(e) = ready.send() {
-        if pump_waits {
-            eprintln!("include_server: {e}");
-        }
+    if !ready.send() {
         let _ = server.shutdown();
         return 1;
     }

@@ -852,12 +852,7 @@ fn write_reply(conn: &mut Conn<'_>, paths: &[Arc<Path>]) -> io::Result<()> {
     BUFFERS.with(|b| {
         let bytes = &mut b.borrow_mut().1;
         bytes.clear();
-        let n = u32::try_from(paths.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many paths"))?;
-        wire::write_int(bytes, tags::ARGC, n)?;
-        for p in paths {
-            wire::write_bytes(bytes, tags::ARGV, p.as_os_str().as_bytes())?;
-        }
+        wire::write_argv(bytes, paths.iter().map(|p| p.as_os_str().as_bytes()))?;
         let sent = conn.send_all(bytes);
         if bytes.capacity() > KEEP_REPLY_BUFFER {
             *bytes = Vec::new();

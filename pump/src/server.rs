@@ -194,7 +194,7 @@ fn start_in(
         }
     };
     let pid = match ready.and_then(|r| wait_ready(r, child.id())) {
-        Some(pid) => pid.to_string(),
+        Some(pid) => Some(pid),
         None => {
             // The launcher exited (as distcc's does once its server is ready). One still
             // running said something unexpected on the pipe: it is not waited for.
@@ -202,19 +202,13 @@ fn start_in(
                 let _ = child.kill();
             }
             let _ = child.wait();
-            std::fs::read_to_string(&pid_file).unwrap_or_default()
+            parse_pid(&std::fs::read(&pid_file).unwrap_or_default())
         }
     };
     let _ = std::fs::remove_file(&pid_file);
     let is_socket = std::fs::symlink_metadata(&socket)
         .map(|m| m.file_type().is_socket())
         .unwrap_or(false);
-    let pid = pid.strip_suffix('\n').unwrap_or(&pid);
-    let pid = if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
-        pid.parse::<i32>().ok()
-    } else {
-        None
-    };
     match (is_socket, pid) {
         (true, Some(pid)) => Ok(Server {
             pid,
@@ -255,7 +249,7 @@ fn wait_ready(mut ready: std::fs::File, launcher: u32) -> Option<i32> {
         // No pidfd after all: the pipe alone (end of file once the launcher is gone).
         let mut got = Vec::new();
         let _ = std::io::Read::read_to_end(&mut std::io::Read::take(&mut ready, 16), &mut got);
-        return parse_pid_line(&got);
+        return parse_pid(&got).filter(|_| got.ends_with(b"\n"));
     };
     // SAFETY: the pidfd is owned here and closed once, when `_guard` drops.
     let _guard = unsafe { OwnedFd::from_raw_fd(exited) };
@@ -288,7 +282,7 @@ fn wait_ready(mut ready: std::fs::File, launcher: u32) -> Option<i32> {
                 Ok(n) => got.extend_from_slice(&buf[..n]),
             }
             if got.ends_with(b"\n") {
-                return parse_pid_line(&got);
+                return parse_pid(&got);
             }
             if got.len() > 16 {
                 return None;
@@ -301,11 +295,14 @@ fn wait_ready(mut ready: std::fs::File, launcher: u32) -> Option<i32> {
     }
 }
 
-/// `<pid>\n` with a positive decimal pid.
-fn parse_pid_line(line: &[u8]) -> Option<i32> {
-    let digits = line.strip_suffix(b"\n")?;
-    let pid = std::str::from_utf8(digits).ok()?.parse::<i32>().ok()?;
-    (pid > 0).then_some(pid)
+/// A pid as the launcher writes it (pid file or ready pipe): decimal digits and at most
+/// one newline after them (distcc's pump checks `^[0-9][0-9]*$`).
+fn parse_pid(text: &[u8]) -> Option<i32> {
+    let digits = text.strip_suffix(b"\n").unwrap_or(text);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// `mktemp [-d] ${TMPDIR-/tmp}/PREFIX.XXXXXX`, kept on disk.

@@ -40,16 +40,23 @@ pub struct FsCache {
     syscalls: AtomicU64,
 }
 
-/// The directory part of an absolute `path` (trailing slashes ignored), unless that is
-/// the root; `None` for the root and for relative paths.
-fn textual_parent(path: &[u8]) -> Option<&Path> {
-    let end = path.iter().rposition(|&b| b != b'/')?;
-    let slash = path[..end].iter().rposition(|&b| b == b'/')?;
-    let parent_end = path[..slash].iter().rposition(|&b| b != b'/')?;
+/// An absolute `path` split at its last component, trailing slashes ignored: the
+/// directory part (`/` for a top-level name) and the name. `None` for the root and for
+/// relative paths.
+fn split_last(path: &[u8]) -> Option<(&Path, &[u8])> {
     if !path.starts_with(b"/") {
         return None;
     }
-    Some(Path::new(std::ffi::OsStr::from_bytes(&path[..=parent_end])))
+    let end = path.iter().rposition(|&b| b != b'/')?;
+    let slash = path[..end].iter().rposition(|&b| b == b'/')?;
+    let parent: &[u8] = match path[..slash].iter().rposition(|&b| b != b'/') {
+        Some(parent_end) => &path[..=parent_end],
+        None => b"/",
+    };
+    Some((
+        Path::new(std::ffi::OsStr::from_bytes(parent)),
+        &path[slash + 1..=end],
+    ))
 }
 
 impl FsCache {
@@ -62,7 +69,7 @@ impl FsCache {
         // and `..` too: the kernel walks the parent first). Include names like
         // `bits/x.h` are tried in every search directory: most directories have no
         // `bits`, and one `stat` of it answers for all its names.
-        if let Some(parent) = textual_parent(key) {
+        if let Some((parent, _)) = split_last(key) {
             if !matches!(
                 self.lookup(parent),
                 Some(Entry {
@@ -110,17 +117,11 @@ impl FsCache {
     /// slash ignored); `None` for the root or when the parent is not a directory.
     fn real_from_parent(&self, path: &Path) -> Option<Arc<Path>> {
         let bytes = path.as_os_str().as_bytes();
-        let slash = bytes.iter().rposition(|&b| b == b'/')?;
-        let name = &bytes[slash + 1..];
-        if name.is_empty() {
-            // `dir/`: the directory itself.
-            let end = bytes.iter().rposition(|&b| b != b'/')?;
-            return self.dir(Path::new(std::ffi::OsStr::from_bytes(&bytes[..=end])));
+        let (parent, name) = split_last(bytes)?;
+        if bytes.ends_with(b"/") {
+            // `dir/`: the directory itself (a link there is followed).
+            return self.dir(&parent.join(std::ffi::OsStr::from_bytes(name)));
         }
-        let parent = match bytes[..slash].iter().rposition(|&b| b != b'/') {
-            Some(end) => Path::new(std::ffi::OsStr::from_bytes(&bytes[..=end])),
-            None => Path::new("/"),
-        };
         let parent_real = self.dir(parent)?;
         // The parent's realpath has no links left: `.` is it, `..` its own parent (as
         // the kernel takes `..` after following the parent's links).
@@ -242,15 +243,15 @@ mod tests {
         assert!(c.file(&t.path().join("f.h/../f.h")).is_none());
         assert!(c.file(&t.path().join("f.h")).is_some());
         for (path, want) in [
-            ("/a/b/c", Some("/a/b")),
-            ("/a//b//", Some("/a")),
-            ("/a", None),
+            ("/a/b/c", Some(("/a/b", "c"))),
+            ("/a//b//", Some(("/a", "b"))),
+            ("/a", Some(("/", "a"))),
             ("/", None),
             ("a/b", None),
         ] {
             assert_eq!(
-                textual_parent(path.as_bytes()),
-                want.map(Path::new),
+                split_last(path.as_bytes()),
+                want.map(|(p, n)| (Path::new(p), n.as_bytes())),
                 "{path}"
             );
         }
