@@ -409,10 +409,6 @@ struct Ahead {
     cfg: Arc<Config>,
     real: Arc<Path>,
     dir_real: Arc<Path>,
-    /// Crawl from the last include of each file: a crawl that starts where the walk
-    /// will start (while the compiler is probed) then works towards it from the other
-    /// end once the walk runs, instead of racing it over the same files.
-    from_end: bool,
 }
 
 /// At most this many files wait for a helper; more are dropped (the walk parses them).
@@ -480,7 +476,7 @@ impl Prefetcher {
     }
 
     /// Scans one file and resolves its includes; pushes the files they name on `crawl`
-    /// (the first include on top, or the last one when crawling from the end).
+    /// (the first include on top).
     fn ahead(job: &Ahead, counters: &Counters, crawl: &mut Vec<Ahead>) {
         if job.gen.parses.get(&PathBytes(job.real.clone())).is_some() {
             return;
@@ -489,12 +485,7 @@ impl Prefetcher {
         let Ok(parsed) = parse_into(&job.gen, counters, &job.real) else {
             return;
         };
-        let includes: Box<dyn Iterator<Item = &scan::Include>> = if job.from_end {
-            Box::new(parsed.includes.iter())
-        } else {
-            Box::new(parsed.includes.iter().rev())
-        };
-        for inc in includes {
+        for inc in parsed.includes.iter().rev() {
             let (name, angle) = match &inc.form {
                 IncludeForm::Quote(n) => (n.as_slice(), false),
                 IncludeForm::Angle(n) => (n.as_slice(), true),
@@ -514,7 +505,6 @@ impl Prefetcher {
                         cfg: job.cfg.clone(),
                         real,
                         dir_real,
-                        from_end: job.from_end,
                     });
                 }
                 if !inc.next {
@@ -524,14 +514,12 @@ impl Prefetcher {
         }
     }
 
-    /// Queues files for the helpers, the first to be taken first; `from_end`: crawl from
-    /// each file's last include (see [`Ahead`]).
+    /// Queues files for the helpers, the first to be taken first.
     pub fn push(
         &self,
         gen: &Arc<Generation>,
         cfg: &Arc<Config>,
         files: impl Iterator<Item = (Arc<Path>, Arc<Path>)>,
-        from_end: bool,
     ) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let before = s.queue.len();
@@ -547,7 +535,6 @@ impl Prefetcher {
                 cfg: cfg.clone(),
                 real,
                 dir_real,
-                from_end,
             });
         }
         if s.queue.len() > before && s.idle > 0 {
@@ -988,7 +975,7 @@ impl Ctx<'_> {
                 .rev()
                 .filter(|c| !c.embed)
                 .map(|c| (c.real.clone(), c.dir_real.clone()));
-            p.push(self.gen, &self.cfg, ahead, false);
+            p.push(self.gen, &self.cfg, ahead);
         }
         deps.sort();
         deps.dedup();

@@ -360,37 +360,8 @@ impl Analyzer {
             unsafe_absolute: self.config.unsafe_absolute_includes,
             no_unexpanded: self.config.no_unexpanded_functions,
         };
-        let mut roots = Vec::new();
-        let n_includes = cmd.include_files.len();
-        for (k, f) in cmd.include_files.iter().chain([&cmd.source]).enumerate() {
-            let is_source = k == n_includes;
-            let node = command_line_node(&ctx, cwd, f, !is_source).ok_or_else(|| {
-                AnalysisError::FileNotFound(if is_source {
-                    format!(
-                        "could not find translation unit '{}'",
-                        String::from_utf8_lossy(f)
-                    )
-                } else {
-                    format!(
-                        "could not find include file '{}'",
-                        String::from_utf8_lossy(f)
-                    )
-                })
-            })?;
-            roots.push(node);
-        }
+        let (roots, total) = walk(&mut ctx, cwd, &cmd)?;
         let source_real = roots.last().expect("the source is a root").real.clone();
-        let total: Arc<Summary> = loop {
-            let total = union_of(&mut ctx, &roots)?;
-            // A definition parsed late may have changed what an earlier evaluation
-            // yields: go again (memoized closures still valid are reused).
-            if total.valid(&gen.macros) {
-                break total;
-            }
-            if ctx.budget.exceeded() {
-                return Err(AnalysisError::Budget(ctx.budget.limit()));
-            }
-        };
         let cached = total
             .materialized
             .get()
@@ -419,41 +390,50 @@ impl Analyzer {
         })
     }
 
-    /// While the compiler is probed (a `cc1` run of 10 ms or more, on another core), the
-    /// read-ahead helpers start on the translation unit with the compiler's usual
-    /// directories as a guess ([`probe::guess_defaults`]). They only fill the scan and
-    /// stat caches, so a wrong guess costs nothing but their time.
-    fn read_ahead_while_probing(
+    /// While the compiler is probed (a `cc1` run of about 10 ms, on another core), the
+    /// request is walked with a guess at the compiler's default directories
+    /// ([`probe::guess_defaults`]): the guess and the probe usually agree, and the walk
+    /// after the probe then reuses the closures this one memoized. It is correct either
+    /// way, as the memoized closures are keyed by the whole search configuration and
+    /// record the macros their evaluation looked up: the probe's predefined macros,
+    /// entered after this walk, invalidate those that depended on them, and a wrong guess
+    /// is another configuration, never reused. A wrong guess costs the walk's time and
+    /// can only add definitions to the macro table (computed includes then have more
+    /// possible expansions, never fewer).
+    ///
+    /// The walk has a budget of its own, `limit`, the request's.
+    fn walk_while_probing(
         &self,
         gen: &Arc<Generation>,
         cwd: &Path,
         cmd: &command::CompileCommand,
+        limit: Duration,
     ) {
-        let Some(prefetch) = self.prefetch() else {
+        let path_env = self.config.probe_path.as_deref();
+        let Some(guess) = probe::resolve_compiler(&cmd.compiler, cwd, path_env)
+            .and_then(|real| probe::guess_defaults(&real, &cmd.language))
+        else {
             return;
         };
-        let guess = probe::guess_defaults(&cmd.language);
-        let cfg = gen.config(search_config(gen, cwd, cmd, &guess));
-        let files = cmd
-            .include_files
-            .iter()
-            .chain([&cmd.source])
-            .filter_map(|f| {
-                let abs = join(cwd, f);
-                let real = gen.fs.file(&abs)?;
-                let dir_real = gen.fs.dir(abs.parent()?)?;
-                Some((real, dir_real))
-            });
-        prefetch.push(gen, &cfg, files, true);
+        let mut ctx = Ctx {
+            gen,
+            prefetch: self.prefetch(),
+            counters: &self.counters,
+            cfg: gen.config(search_config(gen, cwd, cmd, &guess)),
+            budget: cputime::Budget::start(limit),
+            unsafe_absolute: self.config.unsafe_absolute_includes,
+            no_unexpanded: self.config.no_unexpanded_functions,
+        };
+        let _ = walk(&mut ctx, cwd, cmd);
     }
 
     /// The compiler's defaults: saved on disk by an earlier server, or probed (and saved);
-    /// `before_running` is called when the compiler is about to run.
+    /// `while_running` is called while the compiler runs.
     fn probe(
         &self,
         key: &probe::ProbeKey,
         cwd: &Path,
-        before_running: impl FnOnce(),
+        while_running: impl FnOnce(),
     ) -> Result<Arc<probe::Defaults>, String> {
         let path_env = self.config.probe_path.as_deref();
         let cache = self
@@ -472,8 +452,9 @@ impl Analyzer {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        before_running();
-        let out = probe::run(key, cwd, path_env)?;
+        let child = probe::spawn(key, cwd, path_env)?;
+        while_running();
+        let out = probe::finish(key, child)?;
         self.counters
             .compiler_probes
             .fetch_add(1, Ordering::Relaxed);
@@ -515,9 +496,10 @@ impl Analyzer {
             match gen.probes.get(&key) {
                 Some(d) => d,
                 None => {
-                    let read_ahead = || self.read_ahead_while_probing(gen, cwd, cmd);
+                    let limit = budget.limit();
+                    let walk = || self.walk_while_probing(gen, cwd, cmd, limit);
                     let d = budget
-                        .exclude(|| self.probe(&key, cwd, read_ahead))
+                        .exclude(|| self.probe(&key, cwd, walk))
                         .map_err(AnalysisError::CompilerProbe)?;
                     for m in &d.macros {
                         gen.define(m, 0);
@@ -648,6 +630,46 @@ fn setup_key(cwd: &Path, cmd: &command::CompileCommand) -> Vec<u8> {
         put(&d.value);
     }
     k
+}
+
+/// The nodes of a request's roots (its `-include` files, then the source) and the union
+/// of their closures.
+fn walk(
+    ctx: &mut Ctx<'_>,
+    cwd: &Path,
+    cmd: &command::CompileCommand,
+) -> Result<(Vec<Node>, Arc<Summary>), AnalysisError> {
+    let mut roots = Vec::new();
+    let n_includes = cmd.include_files.len();
+    for (k, f) in cmd.include_files.iter().chain([&cmd.source]).enumerate() {
+        let is_source = k == n_includes;
+        let node = command_line_node(ctx, cwd, f, !is_source).ok_or_else(|| {
+            AnalysisError::FileNotFound(if is_source {
+                format!(
+                    "could not find translation unit '{}'",
+                    String::from_utf8_lossy(f)
+                )
+            } else {
+                format!(
+                    "could not find include file '{}'",
+                    String::from_utf8_lossy(f)
+                )
+            })
+        })?;
+        roots.push(node);
+    }
+    let total: Arc<Summary> = loop {
+        let total = union_of(ctx, &roots)?;
+        // A definition parsed late may have changed what an earlier evaluation
+        // yields: go again (memoized closures still valid are reused).
+        if total.valid(&ctx.gen.macros) {
+            break total;
+        }
+        if ctx.budget.exceeded() {
+            return Err(AnalysisError::Budget(ctx.budget.limit()));
+        }
+    };
+    Ok((roots, total))
 }
 
 /// The union of the closures of `roots`, widened where a computed include was

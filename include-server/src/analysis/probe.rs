@@ -14,7 +14,7 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use super::probe_cache::Output;
@@ -94,6 +94,17 @@ pub fn run(
     cwd: &Path,
     path_env: Option<&std::ffi::OsStr>,
 ) -> Result<Output, String> {
+    finish(key, spawn(key, cwd, path_env)?)
+}
+
+/// Starts the compiler; [`finish`] collects its output. Its pipes are read only then, so
+/// a compiler that writes more than a pipe holds waits for [`finish`] (it never blocks
+/// for good).
+pub fn spawn(
+    key: &ProbeKey,
+    cwd: &Path,
+    path_env: Option<&std::ffi::OsStr>,
+) -> Result<Child, String> {
     let compiler = std::ffi::OsStr::from_bytes(&key.compiler);
     let mut cmd = Command::new(compiler);
     cmd.args(key.args())
@@ -105,7 +116,18 @@ pub fn run(
     if let Some(p) = path_env {
         cmd.env("PATH", p);
     }
-    let out = cmd.output().map_err(|e| {
+    cmd.spawn().map_err(|e| {
+        format!(
+            "{}error executing '{}': {e}.",
+            error_head(key),
+            key.command_text()
+        )
+    })
+}
+
+/// Waits for a compiler [`spawn`] started; its output if it succeeded.
+pub fn finish(key: &ProbeKey, child: Child) -> Result<Output, String> {
+    let out = child.wait_with_output().map_err(|e| {
         format!(
             "{}error executing '{}': {e}.",
             error_head(key),
@@ -146,11 +168,48 @@ pub fn interpret(key: &ProbeKey, out: &Output) -> Result<Arc<Defaults>, String> 
         })
 }
 
-/// A guess at a GCC-style compiler's default `#include <...>` directories for `language`,
-/// from the directories that exist (the newest GCC and libstdc++ versions, the first
-/// multiarch triplet). It is only used to read ahead while the compiler is probed: the
-/// analysis itself always uses the probe.
-pub fn guess_defaults(language: &[u8]) -> Defaults {
+/// The executable `compiler` (argv[0]) names, as a realpath: looked up in `path_env`
+/// when it has no `/`, else taken relative to `cwd`.
+pub fn resolve_compiler(
+    compiler: &[u8],
+    cwd: &Path,
+    path_env: Option<&std::ffi::OsStr>,
+) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let name = Path::new(std::ffi::OsStr::from_bytes(compiler));
+    let runnable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let found = if compiler.contains(&b'/') {
+        Some(cwd.join(name)).filter(|p| runnable(p))
+    } else {
+        std::env::split_paths(path_env?)
+            .map(|d| cwd.join(d).join(name))
+            .find(|p| runnable(p))
+    };
+    std::fs::canonicalize(found?).ok()
+}
+
+/// A guess at the default `#include <...>` directories of the GCC whose executable is
+/// `compiler` (a realpath, such as `/usr/bin/x86_64-linux-gnu-g++-12`) for `language`:
+/// the directories of the version and target its name gives (else the newest installed
+/// GCC and libstdc++, and the first multiarch target), as realpaths. `None` when the name
+/// is not a GCC driver's (`gcc`, `g++`, `cc`, `c++`, `cpp`, with an optional `<target>-`
+/// prefix and `-<version>` suffix): clang and others keep their directories elsewhere.
+///
+/// It is only a guess: the analysis may walk with it while the compiler is probed, and
+/// keeps that work only where the probe gives the same directories.
+pub fn guess_defaults(compiler: &Path, language: &[u8]) -> Option<Defaults> {
+    fn version_key(p: &Path) -> Vec<u32> {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .map(|n| {
+                n.split('.')
+                    .map(|c| c.parse::<u32>().unwrap_or(0))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
     fn newest(pattern: &str) -> Option<PathBuf> {
         let mut found: Vec<PathBuf> = glob::glob(pattern)
             .ok()?
@@ -158,30 +217,44 @@ pub fn guess_defaults(language: &[u8]) -> Defaults {
             .filter(|p| p.is_dir())
             .collect();
         // By version number: 12 after 9.
-        found.sort_by_key(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .map(|n| {
-                    n.split('.')
-                        .map(|c| c.parse::<u32>().unwrap_or(0))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        });
+        found.sort_by_key(|p| version_key(p));
         found.pop()
     }
-    let mut angle = Vec::new();
-    let gcc = newest("/usr/lib/gcc/*-linux-*/*");
-    let triplet = gcc
+    let name = compiler.file_name()?.to_str()?;
+    // `<target>-<driver>-<version>`, each part but the driver optional.
+    let (rest, version) = match name.rsplit_once('-') {
+        Some((r, v)) if v.starts_with(|c: char| c.is_ascii_digit()) => (r, Some(v)),
+        _ => (name, None),
+    };
+    let (target, driver) = match rest.rsplit_once('-') {
+        Some((t, d)) => (Some(t), d),
+        None => (None, rest),
+    };
+    if !matches!(driver, "gcc" | "g++" | "cc" | "c++" | "cpp") {
+        return None;
+    }
+    let pick = |dir: &str, pattern: &str| -> Option<PathBuf> {
+        version
+            .map(|v| PathBuf::from(format!("{dir}/{v}")))
+            .filter(|p| p.is_dir())
+            .or_else(|| newest(pattern))
+    };
+    let gcc = match target {
+        Some(t) => pick(&format!("/usr/lib/gcc/{t}"), &format!("/usr/lib/gcc/{t}/*")),
+        None => None,
+    }
+    .or_else(|| newest("/usr/lib/gcc/*-linux-*/*"));
+    let target = gcc
         .as_ref()
         .and_then(|g| g.parent()?.file_name()?.to_str().map(str::to_owned));
+    let mut angle = Vec::new();
     let cxx = language.starts_with(b"c++") || language.starts_with(b"objective-c++");
     if cxx {
-        if let Some(lib) = newest("/usr/include/c++/*") {
-            if let (Some(t), Some(v)) = (&triplet, lib.file_name().and_then(|v| v.to_str())) {
+        if let Some(lib) = pick("/usr/include/c++", "/usr/include/c++/*") {
+            angle.push(lib.clone());
+            if let (Some(t), Some(v)) = (&target, lib.file_name().and_then(|v| v.to_str())) {
                 angle.push(PathBuf::from(format!("/usr/include/{t}/c++/{v}")));
             }
-            angle.insert(0, lib.clone());
             angle.push(lib.join("backward"));
         }
     }
@@ -189,15 +262,18 @@ pub fn guess_defaults(language: &[u8]) -> Defaults {
         angle.push(g.join("include"));
     }
     angle.push(PathBuf::from("/usr/local/include"));
-    if let Some(t) = &triplet {
+    if let Some(t) = &target {
         angle.push(PathBuf::from(format!("/usr/include/{t}")));
     }
     angle.push(PathBuf::from("/usr/include"));
-    angle.retain(|d| d.is_dir());
-    Defaults {
+    let angle = angle
+        .iter()
+        .filter_map(|d| std::fs::canonicalize(d).ok().filter(|d| d.is_dir()))
+        .collect();
+    Some(Defaults {
         angle,
         ..Defaults::default()
-    }
+    })
 }
 
 /// Reads the search-list sections of `-v` output; `None` if the `<...>` section is
@@ -318,10 +394,73 @@ mod tests {
 }
 #[cfg(test)]
 mod guess_tests {
+    use super::*;
+
+    #[test]
+    fn the_guess_for_the_installed_gcc_is_what_its_probe_finds() {
+        let path = std::ffi::OsStr::new("/usr/bin:/bin");
+        for (cc, lang) in [
+            ("gcc", &b"c"[..]),
+            ("g++", b"c++"),
+            ("cc", b"c"),
+            ("c++", b"c++"),
+        ] {
+            let Some(real) = resolve_compiler(cc.as_bytes(), Path::new("/"), Some(path)) else {
+                continue;
+            };
+            let key = ProbeKey {
+                compiler: cc.as_bytes().to_vec(),
+                cwd: None,
+                language: lang.to_vec(),
+                flags: vec![],
+            };
+            let probed = probe(&key, Path::new("/"), Some(path)).unwrap();
+            if real.to_string_lossy().contains("clang") {
+                assert!(guess_defaults(&real, lang).is_none());
+                continue;
+            }
+            let guess = guess_defaults(&real, lang).expect("a GCC driver");
+            assert_eq!(guess.angle, probed.angle, "{cc} ({})", real.display());
+        }
+    }
+
+    #[test]
+    fn only_gcc_driver_names_are_guessed() {
+        for name in [
+            "clang",
+            "clang++-14",
+            "icc",
+            "tcc",
+            "x86_64-linux-gnu-clang",
+            "gcc-ar",
+        ] {
+            assert!(
+                guess_defaults(&Path::new("/usr/bin").join(name), b"c").is_none(),
+                "{name}"
+            );
+        }
+        for name in [
+            "gcc",
+            "g++-12",
+            "x86_64-linux-gnu-g++-12",
+            "cc",
+            "c++",
+            "cpp-12",
+        ] {
+            assert!(
+                guess_defaults(&Path::new("/usr/bin").join(name), b"c").is_some(),
+                "{name}"
+            );
+        }
+        assert!(resolve_compiler(b"no-such-compiler", Path::new("/"), None).is_none());
+    }
+
     #[test]
     fn guessed_directories_exist() {
         for lang in [&b"c"[..], b"c++"] {
-            let g = super::guess_defaults(lang);
+            let Some(g) = guess_defaults(Path::new("/usr/bin/gcc"), lang) else {
+                panic!("gcc is a GCC driver's name");
+            };
             assert!(g.angle.iter().all(|d| d.is_dir()), "{g:?}");
             if std::path::Path::new("/usr/include").is_dir() {
                 assert_eq!(

@@ -444,3 +444,56 @@ fn helpers_reading_ahead_change_no_closure() {
         assert_eq!(run(2), alone);
     }
 }
+
+#[test]
+fn a_predefined_macro_in_a_computed_include_is_seen_after_the_walk_during_the_probe() {
+    // The walk that runs while the compiler is probed does not have the compiler's
+    // predefined macros yet; the closures that looked one up must be evaluated again.
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    write(
+        r,
+        "x.c",
+        "#define CAT(a, b) a##b\n#define XCAT(a, b) CAT(a, b)\n#define PICK_8 \"eight.h\"\n#include XCAT(PICK_, __CHAR_BIT__)\n",
+    );
+    write(r, "eight.h", "");
+    let c = engine().analyze(r, &argv("gcc -c x.c"), BUDGET).unwrap();
+    assert_eq!(sorted_names(&c, r), vec!["eight.h", "x.c"]);
+}
+
+#[test]
+fn a_wrong_guess_of_the_default_directories_is_not_used() {
+    // A compiler named `gcc` whose defaults are not GCC's usual ones: the guess made
+    // while it is probed walks the wrong directories, and the probe's are used.
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    let real = fs::canonicalize(r).unwrap();
+    let bin = real.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let gcc = bin.join("gcc");
+    fs::write(
+        &gcc,
+        format!(
+            "#!/bin/sh\nexec /usr/bin/gcc -isystem {} \"$@\"\n",
+            real.join("sys").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&gcc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    write(r, "x.c", "#include <stdio.h>\n#include <marker.h>\n");
+    // The system headers are not shipped; what they include from elsewhere is.
+    write(r, "sys/marker.h", "#include \"../user/inner.h\"\n");
+    write(r, "user/inner.h", "");
+    let a = Analyzer::new(AnalyzerConfig {
+        probe_path: Some(format!("{}:/usr/bin:/bin", bin.display()).into()),
+        prefetch_helpers: Some(1),
+        ..Default::default()
+    });
+    let c = a.analyze(r, &argv("gcc -c x.c"), BUDGET).unwrap();
+    assert_eq!(sorted_names(&c, r), vec!["user/inner.h", "x.c"]);
+    assert!(
+        c.system_dirs.contains(&real.join("sys")),
+        "{:?}",
+        c.system_dirs
+    );
+}
