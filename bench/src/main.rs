@@ -6,9 +6,14 @@
 //! - start-up: the launcher's wall time until it returns (socket accepting);
 //! - cold: the first request's latency on a fresh server (median over `--cold-runs`
 //!   fresh starts);
-//! - warm: the median and 90th percentile of a second sequential pass over every command;
+//! - warm: the median and 90th percentile of the sequential passes after the first over
+//!   every command;
 //! - throughput with 1, 4 and 16 concurrent clients (requests per second, wall time);
 //! - the server's CPU time and peak memory (`VmHWM`), files per reply, fall-backs.
+//!
+//! The two servers run at the same time and take turns: cold starts and sequential
+//! requests alternate between them (A B, B A, ...), so that the noise of a shared machine
+//! falls on both alike. Only the throughput test runs each server alone.
 //!
 //! Compile commands come from a `compile_commands.json` (cmake) or from `make -n` output
 //! (`--make-dry-run`), whose compiler lines are split with shell quoting rules.
@@ -290,94 +295,180 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn measure(imp: &Impl, commands: &[Compile], deps: &[Vec<PathBuf>], cli: &Cli) -> Result<Report> {
-    let mut colds = Vec::new();
-    let mut startups = Vec::new();
-    let cold = |probe_cache: Option<&Path>| -> Result<(f64, f64)> {
+/// What one run collects for one implementation.
+#[derive(Default)]
+struct Tally {
+    startups: Vec<f64>,
+    colds: Vec<f64>,
+    colds_saved: Vec<f64>,
+    first_pass: f64,
+    warm: Vec<f64>,
+    files: Vec<f64>,
+    fallbacks: usize,
+    recall_misses: usize,
+    missed: Vec<String>,
+    files_shipped: usize,
+    per_request: Vec<usize>,
+    errors: usize,
+}
+
+/// The implementations' indices in the order of round `round`: which goes first
+/// alternates from one round to the next (A B, B A, A B, ...), so that neither always
+/// runs right after the other and a slow stretch of a shared machine falls on both.
+fn order(n: usize, round: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).collect();
+    if round % 2 == 1 {
+        v.reverse();
+    }
+    v
+}
+
+/// Measures every implementation. The cold starts and the sequential passes alternate
+/// between them request by request; the throughput test runs each alone (its clients
+/// load the whole machine).
+fn measure(
+    impls: &[Impl],
+    commands: &[Compile],
+    deps: &[Vec<PathBuf>],
+    cli: &Cli,
+) -> Result<Vec<Report>> {
+    let n = impls.len();
+    let mut tally: Vec<Tally> = (0..n).map(|_| Tally::default()).collect();
+    let cold = |imp: &Impl, probe_cache: Option<&Path>| -> Result<(f64, f64)> {
         let s = imp.start(probe_cache)?;
         let t = Instant::now();
         s.request(&commands[0])?;
         Ok((ms(s.startup), ms(t.elapsed())))
     };
-    for _ in 0..cli.cold_runs.max(1) {
-        let (startup, first) = cold(None)?;
-        startups.push(startup);
-        colds.push(first);
+    for round in 0..cli.cold_runs.max(1) {
+        for k in order(n, round) {
+            let (startup, first) = cold(&impls[k], None)?;
+            tally[k].startups.push(startup);
+            tally[k].colds.push(first);
+        }
     }
-    // The same, with the probes saved by a first server (ours only).
+    // The same, with the probes saved by a first server (ours only: Python saves none).
     let saved = tempfile::Builder::new()
         .prefix("pump-bench-probes.")
         .tempdir()?;
-    let mut colds_saved = Vec::new();
-    if let Impl::Ours(_) = imp {
-        cold(Some(saved.path()))?;
-        for _ in 0..cli.cold_runs.max(1) {
-            colds_saved.push(cold(Some(saved.path()))?.1);
-        }
-    } else {
-        colds_saved = colds.clone();
-    }
-    let server = imp.start(Some(saved.path()))?;
-    let mut errors = 0;
-    let t = Instant::now();
-    for c in commands {
-        if let Err(e) = server.request(c) {
-            errors += 1;
-            eprintln!("pump-bench: {}: request failed: {e:#}", imp.name());
+    for (k, imp) in impls.iter().enumerate() {
+        if let Impl::Ours(_) = imp {
+            cold(imp, Some(saved.path()))?;
+            for _ in 0..cli.cold_runs.max(1) {
+                tally[k].colds_saved.push(cold(imp, Some(saved.path()))?.1);
+            }
+        } else {
+            tally[k].colds_saved = tally[k].colds.clone();
         }
     }
-    let first_pass = ms(t.elapsed());
-    let mut warm = Vec::new();
-    let mut files = Vec::new();
-    let mut fallbacks = 0;
-    let mut recall_misses = 0;
-    let mut missed = Vec::new();
-    let mut files_shipped = 0;
-    let mut per_request = Vec::new();
+    let servers: Vec<Server> = impls
+        .iter()
+        .map(|imp| imp.start(Some(saved.path())))
+        .collect::<Result<_>>()?;
+    // The first pass: each command's first request, analysed from scratch.
     for (i, c) in commands.iter().enumerate() {
-        let t = Instant::now();
-        let paths = server.request_paths(c).unwrap_or_else(|e| {
-            errors += 1;
-            eprintln!("pump-bench: {}: request failed: {e:#}", imp.name());
-            Vec::new()
-        });
-        warm.push(ms(t.elapsed()));
-        let n = paths.len();
-        files.push(n as f64);
-        if n == 0 {
-            fallbacks += 1;
+        for k in order(n, i) {
+            let t = Instant::now();
+            if let Err(e) = servers[k].request(c) {
+                tally[k].errors += 1;
+                eprintln!("pump-bench: {}: request failed: {e:#}", impls[k].name());
+            }
+            tally[k].first_pass += ms(t.elapsed());
         }
-        let shipped = shipped_files(&paths);
-        files_shipped += shipped.len();
-        per_request.push(shipped.len());
-        if let Some(deps) = deps.get(i) {
-            let miss: Vec<&PathBuf> = deps.iter().filter(|d| !shipped.contains(*d)).collect();
-            if !miss.is_empty() && n > 0 {
-                recall_misses += 1;
-                for m in miss {
-                    if missed.len() < 20 {
-                        missed.push(m.display().to_string());
+    }
+    // The second pass, warm, checks the replies.
+    for (i, c) in commands.iter().enumerate() {
+        for k in order(n, i) {
+            let t = Instant::now();
+            let paths = servers[k].request_paths(c);
+            let took = ms(t.elapsed());
+            let tk = &mut tally[k];
+            tk.warm.push(took);
+            let paths = paths.unwrap_or_else(|e| {
+                tk.errors += 1;
+                eprintln!("pump-bench: {}: request failed: {e:#}", impls[k].name());
+                Vec::new()
+            });
+            let count = paths.len();
+            tk.files.push(count as f64);
+            if count == 0 {
+                tk.fallbacks += 1;
+            }
+            let shipped = shipped_files(&paths);
+            tk.files_shipped += shipped.len();
+            tk.per_request.push(shipped.len());
+            if let Some(deps) = deps.get(i) {
+                let miss: Vec<&PathBuf> = deps.iter().filter(|d| !shipped.contains(*d)).collect();
+                if !miss.is_empty() && count > 0 {
+                    tk.recall_misses += 1;
+                    for m in miss {
+                        if tk.missed.len() < 20 {
+                            tk.missed.push(m.display().to_string());
+                        }
                     }
                 }
             }
         }
     }
-    let warm_ms = warm.clone();
-    for _ in 1..cli.warm_passes {
-        for c in commands {
-            let t = Instant::now();
-            if server.request(c).is_err() {
-                errors += 1;
+    let warm_ms: Vec<Vec<f64>> = tally.iter().map(|t| t.warm.clone()).collect();
+    for pass in 1..cli.warm_passes {
+        for (i, c) in commands.iter().enumerate() {
+            for k in order(n, i + pass) {
+                let t = Instant::now();
+                if servers[k].request(c).is_err() {
+                    tally[k].errors += 1;
+                }
+                tally[k].warm.push(ms(t.elapsed()));
             }
-            warm.push(ms(t.elapsed()));
         }
     }
-    let mut sorted = warm.clone();
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    let p90 = sorted.get(sorted.len() * 9 / 10).copied().unwrap_or(0.0);
-    let server = Arc::new(server);
-    let mut throughput = Vec::new();
-    for &n in &cli.clients {
+    let mut reports = Vec::new();
+    for ((imp, server), (mut t, warm_ms)) in impls
+        .iter()
+        .zip(servers)
+        .zip(tally.into_iter().zip(warm_ms))
+    {
+        eprintln!("pump-bench: {}: throughput", imp.name());
+        let server = Arc::new(server);
+        let throughput = throughput(&server, commands, &cli.clients)?;
+        let mut sorted = t.warm.clone();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        let p90 = sorted.get(sorted.len() * 9 / 10).copied().unwrap_or(0.0);
+        reports.push(Report {
+            implementation: imp.name().into(),
+            requests: commands.len(),
+            startup_ms: median(&mut t.startups),
+            cold_first_ms: median(&mut t.colds),
+            cold_saved_probes_ms: median(&mut t.colds_saved),
+            first_pass_total_ms: t.first_pass,
+            warm_median_ms: median(&mut t.warm),
+            warm_p90_ms: p90,
+            round_trip_floor_ms: 0.0,
+            throughput,
+            cpu_seconds: server.cpu_seconds(),
+            peak_rss_mib: server.proc_status("VmHWM:").unwrap_or(0) as f64 / 1024.0,
+            median_files: median(&mut t.files) as usize,
+            fallbacks: t.fallbacks,
+            recall_misses: t.recall_misses,
+            missed: t.missed,
+            files_shipped: t.files_shipped,
+            gcc_mm_files: deps.iter().map(Vec::len).sum(),
+            errors: t.errors,
+            warm_ms,
+            files: t.per_request,
+        });
+    }
+    Ok(reports)
+}
+
+/// Requests per second with each number of concurrent `clients`.
+fn throughput(
+    server: &Arc<Server>,
+    commands: &[Compile],
+    clients: &[usize],
+) -> Result<Vec<(usize, f64)>> {
+    let mut out = Vec::new();
+    for &n in clients {
         // Twice over the commands (at least 128 requests), or 20 s, whichever ends first.
         let total = commands.len().max(64) * 2;
         let cap = Duration::from_secs(20);
@@ -407,31 +498,9 @@ fn measure(imp: &Impl, commands: &[Compile], deps: &[Vec<PathBuf>], cli: &Cli) -
             h.join().expect("client thread")?;
         }
         let done = done.load(Ordering::SeqCst);
-        throughput.push((n, done as f64 / t.elapsed().as_secs_f64()));
+        out.push((n, done as f64 / t.elapsed().as_secs_f64()));
     }
-    Ok(Report {
-        implementation: imp.name().into(),
-        requests: commands.len(),
-        startup_ms: median(&mut startups),
-        cold_first_ms: median(&mut colds),
-        cold_saved_probes_ms: median(&mut colds_saved),
-        first_pass_total_ms: first_pass,
-        warm_median_ms: median(&mut warm),
-        warm_p90_ms: p90,
-        round_trip_floor_ms: 0.0,
-        throughput,
-        cpu_seconds: server.cpu_seconds(),
-        peak_rss_mib: server.proc_status("VmHWM:").unwrap_or(0) as f64 / 1024.0,
-        median_files: median(&mut files) as usize,
-        fallbacks,
-        recall_misses,
-        missed,
-        files_shipped,
-        gcc_mm_files: deps.iter().map(Vec::len).sum(),
-        errors,
-        warm_ms,
-        files: per_request,
-    })
+    Ok(out)
 }
 
 /// The realpaths of the files a reply ships: `.lzo`/`.lzo.abs` entries with the client
@@ -518,16 +587,17 @@ fn run() -> Result<ExitCode> {
     } else {
         Vec::new()
     };
-    let mut reports = Vec::new();
-    for imp in &impls {
-        eprintln!(
-            "pump-bench: {} on {} ({} requests)",
-            imp.name(),
-            cli.label,
-            commands.len()
-        );
-        reports.push(measure(imp, &commands, &deps, &cli)?);
-    }
+    eprintln!(
+        "pump-bench: {} on {} ({} requests)",
+        impls
+            .iter()
+            .map(Impl::name)
+            .collect::<Vec<_>>()
+            .join(" and "),
+        cli.label,
+        commands.len()
+    );
+    let mut reports = measure(&impls, &commands, &deps, &cli)?;
     let floor = round_trip_floor(&commands, reports[0].median_files)?;
     for r in &mut reports {
         r.round_trip_floor_ms = floor;
