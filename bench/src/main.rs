@@ -11,9 +11,9 @@
 //! - throughput with 1, 4 and 16 concurrent clients (requests per second, wall time);
 //! - the server's CPU time and peak memory (`VmHWM`), files per reply, fall-backs.
 //!
-//! The two servers run at the same time and take turns: cold starts and sequential
-//! requests alternate between them (A B, B A, ...), so that the noise of a shared machine
-//! falls on both alike. Only the throughput test runs each server alone.
+//! The two servers take turns, so that a slow stretch of a shared machine falls on both
+//! alike: the cold starts alternate start by start and the sequential passes pass by
+//! pass (A B, B A, A B, ...).
 //!
 //! Compile commands come from a `compile_commands.json` (cmake) or from `make -n` output
 //! (`--make-dry-run`), whose compiler lines are split with shell quoting rules.
@@ -323,9 +323,11 @@ fn order(n: usize, round: usize) -> Vec<usize> {
     v
 }
 
-/// Measures every implementation. The cold starts and the sequential passes alternate
-/// between them request by request; the throughput test runs each alone (its clients
-/// load the whole machine).
+/// Measures every implementation. The cold starts alternate between them start by start,
+/// the sequential passes pass by pass (each pass over every command runs on one server
+/// alone: requests that alternate between servers would each find the other's
+/// footprint in the CPU caches); the throughput test runs each alone (its clients load
+/// the whole machine).
 fn measure(
     impls: &[Impl],
     commands: &[Compile],
@@ -366,8 +368,8 @@ fn measure(
         .map(|imp| imp.start(Some(saved.path())))
         .collect::<Result<_>>()?;
     // The first pass: each command's first request, analysed from scratch.
-    for (i, c) in commands.iter().enumerate() {
-        for k in order(n, i) {
+    for k in order(n, 0) {
+        for c in commands {
             let t = Instant::now();
             if let Err(e) = servers[k].request(c) {
                 tally[k].errors += 1;
@@ -377,8 +379,8 @@ fn measure(
         }
     }
     // The second pass, warm, checks the replies.
-    for (i, c) in commands.iter().enumerate() {
-        for k in order(n, i) {
+    for k in order(n, 1) {
+        for (i, c) in commands.iter().enumerate() {
             let t = Instant::now();
             let paths = servers[k].request_paths(c);
             let took = ms(t.elapsed());
@@ -412,8 +414,8 @@ fn measure(
     }
     let warm_ms: Vec<Vec<f64>> = tally.iter().map(|t| t.warm.clone()).collect();
     for pass in 1..cli.warm_passes {
-        for (i, c) in commands.iter().enumerate() {
-            for k in order(n, i + pass) {
+        for k in order(n, pass + 1) {
+            for c in commands {
                 let t = Instant::now();
                 if servers[k].request(c).is_err() {
                     tally[k].errors += 1;
