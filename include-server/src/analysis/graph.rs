@@ -618,7 +618,7 @@ impl Generation {
     /// the compiler).
     pub fn define(&self, d: &scan::Define, file_key: u64) {
         self.macros
-            .define(&d.name, MacroDef::from_define(d, file_key));
+            .define(d.name(), MacroDef::from_define(d, file_key));
     }
 }
 

@@ -242,12 +242,9 @@ impl MacroDef {
             .collect();
         cond.sort_unstable();
         MacroDef {
-            params: d
-                .params
-                .as_ref()
-                .map(|ps| ps.iter().map(|p| Sym::from(p.as_slice())).collect()),
+            params: d.params().map(|ps| ps.map(Sym::from).collect()),
             variadic: d.variadic,
-            text: Sym::from(d.body.as_slice()),
+            text: Sym::from(d.body()),
             tokens: std::sync::OnceLock::new(),
             cond: Arc::new(cond),
         }
@@ -444,7 +441,7 @@ impl MacroTable {
             let ops = f
                 .defines
                 .into_iter()
-                .map(|d| (name_hash(&d.name), Waiting::Define(d, f.file_key)))
+                .map(|d| (name_hash(d.name()), Waiting::Define(d, f.file_key)))
                 .chain(
                     f.undefs
                         .into_iter()
@@ -473,7 +470,7 @@ impl MacroTable {
             for op in ops {
                 match op {
                     Waiting::Define(d, file_key) => {
-                        self.define(&d.name, MacroDef::from_define(&d, file_key));
+                        self.define(d.name(), MacroDef::from_define(&d, file_key));
                     }
                     Waiting::Undef(u) => self.undefine(&u),
                 }
@@ -1577,7 +1574,7 @@ mod tests {
         let t = MacroTable::default();
         let s = scan::scan(src.as_bytes());
         for d in &s.defines {
-            t.define(&d.name, MacroDef::from_define(d, 0));
+            t.define(d.name(), MacroDef::from_define(d, 0));
         }
         for u in &s.undefs {
             t.undefine(u);

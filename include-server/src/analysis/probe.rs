@@ -369,7 +369,7 @@ mod tests {
             "{d:?}"
         );
         assert!(
-            d.macros.iter().any(|m| m.name == b"__GNUC__"),
+            d.macros.iter().any(|m| m.name() == b"__GNUC__"),
             "{:?}",
             d.macros
         );

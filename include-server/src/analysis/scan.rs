@@ -11,6 +11,8 @@
 //! (`1'000`) are not character literals. Conditionals are not evaluated: directives in
 //! every branch, including `#if 0`, count (conservative).
 
+use std::sync::Arc;
+
 /// How an include names its file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IncludeForm {
@@ -33,21 +35,76 @@ pub struct Include {
     pub embed: bool,
 }
 
-/// One `#define`.
+/// One `#define`. Its name, parameter names and replacement text share one buffer, and
+/// the defines of one conditional branch share its list of branches: a header's scan
+/// makes one or two allocations per definition, not one per part (system headers hold
+/// thousands of definitions, and few are ever looked up).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Define {
-    /// The macro name.
-    pub name: Vec<u8>,
-    /// The trimmed parameter names of a function-like macro (a variadic `...` becomes
-    /// `__VA_ARGS__`; a named variadic `args...` becomes `args`).
-    pub params: Option<Vec<Vec<u8>>>,
+    /// The name, then each parameter name, then the replacement text.
+    text: Box<[u8]>,
+    /// Where the name ends in `text`.
+    name_end: u32,
+    /// Where each parameter name ends in `text`, for a function-like macro (the
+    /// replacement text starts at the last one).
+    param_ends: Option<Box<[u32]>>,
     /// Whether the last parameter is variadic.
     pub variadic: bool,
-    /// The replacement text, comments removed, trimmed.
-    pub body: Vec<u8>,
     /// The conditional branches it sits in, outermost first: (chain number within the
     /// file, branch index within the `#if`/`#elif`/`#else` chain).
-    pub cond: Vec<(u32, u32)>,
+    pub cond: Arc<[(u32, u32)]>,
+}
+
+impl Define {
+    /// A definition of `name`, function-like when `params` is given.
+    pub fn new(name: &[u8], params: Option<&[&[u8]]>, variadic: bool, body: &[u8]) -> Define {
+        let params_len: usize = params.map_or(0, |ps| ps.iter().map(|p| p.len()).sum());
+        let mut text = Vec::with_capacity(name.len() + params_len + body.len());
+        text.extend_from_slice(name);
+        let param_ends = params.map(|ps| {
+            ps.iter()
+                .map(|p| {
+                    text.extend_from_slice(p);
+                    text.len() as u32
+                })
+                .collect()
+        });
+        text.extend_from_slice(body);
+        Define {
+            text: text.into_boxed_slice(),
+            name_end: name.len() as u32,
+            param_ends,
+            variadic,
+            cond: Arc::from(&[][..]),
+        }
+    }
+
+    /// The macro name.
+    pub fn name(&self) -> &[u8] {
+        &self.text[..self.name_end as usize]
+    }
+
+    /// The trimmed parameter names of a function-like macro (a variadic `...` becomes
+    /// `__VA_ARGS__`; a named variadic `args...` becomes `args`).
+    pub fn params(&self) -> Option<impl ExactSizeIterator<Item = &[u8]> + '_> {
+        let ends = self.param_ends.as_deref()?;
+        let mut start = self.name_end as usize;
+        Some(ends.iter().map(move |&e| {
+            let p = &self.text[start..e as usize];
+            start = e as usize;
+            p
+        }))
+    }
+
+    /// The replacement text, comments removed, trimmed.
+    pub fn body(&self) -> &[u8] {
+        let start = self
+            .param_ends
+            .as_deref()
+            .and_then(|e| e.last().copied())
+            .unwrap_or(self.name_end);
+        &self.text[start as usize..]
+    }
 }
 
 /// What a file holds.
@@ -61,6 +118,8 @@ pub struct Scan {
     pub undefs: Vec<Vec<u8>>,
     /// Open conditionals while scanning: (chain number, branch index).
     conds: Vec<(u32, u32)>,
+    /// `conds` as the defines share it, made at the first define after it changed.
+    conds_shared: Option<Arc<[(u32, u32)]>>,
     chains: u32,
 }
 
@@ -549,21 +608,28 @@ fn directive(line: &[u8], out: &mut Scan) {
         }
         b"define" => {
             if let Some(mut d) = define(rest) {
-                d.cond = out.conds.clone();
+                let conds = &out.conds;
+                d.cond = out
+                    .conds_shared
+                    .get_or_insert_with(|| Arc::from(&conds[..]))
+                    .clone();
                 out.defines.push(d);
             }
         }
         b"ifdef" | b"ifndef" => {
             out.conds.push((out.chains, 0));
+            out.conds_shared = None;
             out.chains += 1;
         }
         b"else" => {
             if let Some(top) = out.conds.last_mut() {
                 top.1 += 1;
+                out.conds_shared = None;
             }
         }
         b"endif" => {
             out.conds.pop();
+            out.conds_shared = None;
         }
         b"undef" => {
             let (n, _) = split_ident(trim(rest));
@@ -573,12 +639,14 @@ fn directive(line: &[u8], out: &mut Scan) {
         }
         b"if" => {
             out.conds.push((out.chains, 0));
+            out.conds_shared = None;
             out.chains += 1;
             has_include_operands(rest, out);
         }
         b"elif" | b"elifdef" | b"elifndef" => {
             if let Some(top) = out.conds.last_mut() {
                 top.1 += 1;
+                out.conds_shared = None;
             }
             has_include_operands(rest, out);
         }
@@ -594,7 +662,7 @@ pub fn define(rest: &[u8]) -> Option<Define> {
     }
     if after.first() == Some(&b'(') {
         let close = after.iter().position(|&c| c == b')')?;
-        let mut params = Vec::new();
+        let mut params: Vec<&[u8]> = Vec::new();
         let mut variadic = false;
         let inner = trim(&after[1..close]);
         if !inner.is_empty() {
@@ -602,30 +670,23 @@ pub fn define(rest: &[u8]) -> Option<Define> {
                 let p = trim(p);
                 if p == b"..." {
                     variadic = true;
-                    params.push(b"__VA_ARGS__".to_vec());
+                    params.push(b"__VA_ARGS__");
                 } else if let Some(named) = p.strip_suffix(b"...") {
                     variadic = true;
-                    params.push(trim(named).to_vec());
+                    params.push(trim(named));
                 } else {
-                    params.push(p.to_vec());
+                    params.push(p);
                 }
             }
         }
-        Some(Define {
-            name: name.to_vec(),
-            params: Some(params),
+        Some(Define::new(
+            name,
+            Some(&params),
             variadic,
-            body: trim(&after[close + 1..]).to_vec(),
-            cond: Vec::new(),
-        })
+            trim(&after[close + 1..]),
+        ))
     } else {
-        Some(Define {
-            name: name.to_vec(),
-            params: None,
-            variadic: false,
-            body: trim(after).to_vec(),
-            cond: Vec::new(),
-        })
+        Some(Define::new(name, None, false, trim(after)))
     }
 }
 
@@ -674,6 +735,10 @@ fn has_include_operands(expr: &[u8], out: &mut Scan) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn params(d: &Define) -> Option<Vec<&[u8]>> {
+        d.params().map(|p| p.collect())
+    }
 
     fn incs(src: &[u8]) -> Vec<IncludeForm> {
         scan(src).includes.into_iter().map(|i| i.form).collect()
@@ -801,11 +866,8 @@ mod tests {
             assert_eq!(&incs(src), want, "{}", String::from_utf8_lossy(src));
         }
         let s = scan(b"#define F(a, \\\n b) a ## \\\n b\n");
-        assert_eq!(
-            s.defines[0].params,
-            Some(vec![b"a".to_vec(), b"b".to_vec()])
-        );
-        assert_eq!(s.defines[0].body, b"a ##  b".to_vec());
+        assert_eq!(params(&s.defines[0]), Some(vec![&b"a"[..], b"b"]));
+        assert_eq!(s.defines[0].body(), b"a ##  b");
     }
 
     #[test]
@@ -827,8 +889,8 @@ mod tests {
             s.includes[0].form,
             IncludeForm::Quote(b"\xe9t\xe9.h".to_vec())
         );
-        assert_eq!(s.defines[0].name, b"N\xe9".to_vec());
-        assert_eq!(s.defines[0].body, b"\"v\xff.h\"".to_vec());
+        assert_eq!(s.defines[0].name(), b"N\xe9");
+        assert_eq!(s.defines[0].body(), b"\"v\xff.h\"");
     }
 
     #[test]
@@ -840,19 +902,20 @@ mod tests {
         );
         let d = &s.defines;
         assert_eq!(d.len(), 7);
-        assert_eq!(
-            (d[0].name.as_slice(), d[0].body.as_slice()),
-            (&b"A"[..], &b""[..])
-        );
-        assert_eq!(d[1].body, b"1".to_vec());
-        assert_eq!(d[2].params, Some(vec![b"x".to_vec(), b"y".to_vec()]));
-        assert_eq!(d[3].params, None);
-        assert_eq!(d[3].body, b"(x)".to_vec());
+        assert_eq!((d[0].name(), d[0].body()), (&b"A"[..], &b""[..]));
+        assert_eq!(d[1].body(), b"1");
+        assert_eq!(params(&d[2]), Some(vec![&b"x"[..], b"y"]));
+        assert_eq!((d[2].name(), d[2].body()), (&b"F"[..], &b"x##y"[..]));
+        assert_eq!(params(&d[3]), None);
+        assert_eq!(d[3].body(), b"(x)");
         assert!(d[4].variadic);
-        assert_eq!(d[4].params.as_ref().unwrap()[1], b"__VA_ARGS__".to_vec());
+        assert_eq!(params(&d[4]), Some(vec![&b"fmt"[..], b"__VA_ARGS__"]));
+        assert_eq!(d[4].body(), b"fmt __VA_ARGS__");
         assert!(d[5].variadic);
-        assert_eq!(d[5].params, Some(vec![b"args".to_vec()]));
-        assert_eq!(d[6].body, b"\"http://x\"".to_vec());
+        assert_eq!(params(&d[5]), Some(vec![&b"args"[..]]));
+        assert_eq!(d[6].body(), b"\"http://x\"");
+        let empty = define(b"E() e").unwrap();
+        assert_eq!((params(&empty), empty.body()), (Some(vec![]), &b"e"[..]));
         assert_eq!(s.undefs, vec![b"A".to_vec()]);
     }
 
@@ -862,7 +925,7 @@ mod tests {
             b"#ifndef G\n#define G\n#if A\n#define X 1\n#elif B\n#define X 2\n#else\n\
               #define X 3\n#endif\n#ifdef C\n#define Y 1\n#endif\n#endif\n#define Z\n",
         );
-        let c: Vec<_> = s.defines.iter().map(|d| d.cond.clone()).collect();
+        let c: Vec<_> = s.defines.iter().map(|d| d.cond.to_vec()).collect();
         assert_eq!(
             c,
             vec![
