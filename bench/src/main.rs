@@ -463,6 +463,9 @@ fn measure(
     Ok(reports)
 }
 
+/// Requests each throughput measurement sends (unless it reaches 20 s first).
+const THROUGHPUT_REQUESTS: usize = 4000;
+
 /// Requests per second with each number of concurrent `clients`.
 fn throughput(
     server: &Arc<Server>,
@@ -471,8 +474,10 @@ fn throughput(
 ) -> Result<Vec<(usize, f64)>> {
     let mut out = Vec::new();
     for &n in clients {
-        // Twice over the commands (at least 128 requests), or 20 s, whichever ends first.
-        let total = commands.len().max(64) * 2;
+        // Over the commands again and again, 4,000 requests (a second or more, so that
+        // starting the clients is not part of what is measured), or 20 s, whichever
+        // ends first.
+        let total = THROUGHPUT_REQUESTS;
         let cap = Duration::from_secs(20);
         let done = Arc::new(AtomicUsize::new(0));
         let next = Arc::new(AtomicUsize::new(0));
