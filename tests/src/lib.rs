@@ -173,6 +173,32 @@ impl Log {
     /// Waits until `needle` occurs at least `n` times. Panics with the log after the
     /// deadline.
     pub fn wait_for_count(&self, needle: &str, n: usize, deadline: Duration) {
+        let (st, timed_out) = self.count_within(needle, n, deadline);
+        if st.text.matches(needle).count() < n {
+            panic!(
+                "waited {deadline:?} (timed out: {timed_out}) for {n} × {needle:?} in log:\n{}",
+                st.text
+            );
+        }
+    }
+
+    /// Waits until `needle` occurs `n` times, the writer closes the pipe, or `deadline`
+    /// passes; whether it occurs `n` times.
+    pub fn reaches_count(&self, needle: &str, n: usize, deadline: Duration) -> bool {
+        self.count_within(needle, n, deadline)
+            .0
+            .text
+            .matches(needle)
+            .count()
+            >= n
+    }
+
+    fn count_within(
+        &self,
+        needle: &str,
+        n: usize,
+        deadline: Duration,
+    ) -> (std::sync::MutexGuard<'_, LogState>, bool) {
         let (m, c) = &*self.inner;
         let st = m.lock().unwrap();
         let (st, res) = c
@@ -180,13 +206,7 @@ impl Log {
                 s.text.matches(needle).count() < n && !s.closed
             })
             .unwrap();
-        if st.text.matches(needle).count() < n {
-            panic!(
-                "waited {deadline:?} (timed out: {}) for {n} × {needle:?} in log:\n{}",
-                res.timed_out(),
-                st.text
-            );
-        }
+        (st, res.timed_out())
     }
 
     /// Waits until the writer closes the pipe (the process exited), up to `deadline`.
@@ -511,6 +531,12 @@ impl Distccd {
     pub fn wait_for_jobs(&self, n: usize) {
         self.log
             .wait_for_count("(dcc_job_summary)", n, Duration::from_secs(30));
+    }
+
+    /// Like [`Distccd::wait_for_jobs`], without failing: whether `n` jobs were logged
+    /// within `deadline` (a build whose jobs did not all reach distccd has fewer).
+    pub fn jobs_logged_within(&self, n: usize, deadline: Duration) -> bool {
+        self.log.reaches_count("(dcc_job_summary)", n, deadline)
     }
 
     /// Sources of the jobs that compiled in pump mode, sorted: a job that ended
