@@ -351,15 +351,7 @@ impl Analyzer {
                 gen.setups.insert_if_absent(setup_key.into(), setup)
             }
         };
-        let mut ctx = Ctx {
-            gen: &gen,
-            prefetch: self.prefetch(),
-            counters: &self.counters,
-            cfg: cfg.clone(),
-            budget,
-            unsafe_absolute: self.config.unsafe_absolute_includes,
-            no_unexpanded: self.config.no_unexpanded_functions,
-        };
+        let mut ctx = self.ctx(&gen, cfg.clone(), budget);
         let (roots, total) = walk(&mut ctx, cwd, &cmd)?;
         let source_real = roots.last().expect("the source is a root").real.clone();
         let cached = total
@@ -415,16 +407,30 @@ impl Analyzer {
         else {
             return;
         };
-        let mut ctx = Ctx {
+        let cfg = gen.config(search_config(gen, cwd, cmd, &guess));
+        let _ = walk(
+            &mut self.ctx(gen, cfg, cputime::Budget::start(limit)),
+            cwd,
+            cmd,
+        );
+    }
+
+    /// A walk's context in `gen` with the search configuration `cfg`.
+    fn ctx<'a>(
+        &'a self,
+        gen: &'a Arc<Generation>,
+        cfg: Arc<graph::Config>,
+        budget: cputime::Budget,
+    ) -> Ctx<'a> {
+        Ctx {
             gen,
             prefetch: self.prefetch(),
             counters: &self.counters,
-            cfg: gen.config(search_config(gen, cwd, cmd, &guess)),
-            budget: cputime::Budget::start(limit),
+            cfg,
+            budget,
             unsafe_absolute: self.config.unsafe_absolute_includes,
             no_unexpanded: self.config.no_unexpanded_functions,
-        };
-        let _ = walk(&mut ctx, cwd, cmd);
+        }
     }
 
     /// The compiler's defaults: saved on disk by an earlier server, or probed (and saved);
