@@ -116,24 +116,20 @@ pub fn spawn(
     if let Some(p) = path_env {
         cmd.env("PATH", p);
     }
-    cmd.spawn().map_err(|e| {
-        format!(
-            "{}error executing '{}': {e}.",
-            error_head(key),
-            key.command_text()
-        )
-    })
+    cmd.spawn().map_err(|e| exec_error(key, &e))
+}
+
+fn exec_error(key: &ProbeKey, e: &std::io::Error) -> String {
+    format!(
+        "{}error executing '{}': {e}.",
+        error_head(key),
+        key.command_text()
+    )
 }
 
 /// Waits for a compiler [`spawn`] started; its output if it succeeded.
 pub fn finish(key: &ProbeKey, child: Child) -> Result<Output, String> {
-    let out = child.wait_with_output().map_err(|e| {
-        format!(
-            "{}error executing '{}': {e}.",
-            error_head(key),
-            key.command_text()
-        )
-    })?;
+    let out = child.wait_with_output().map_err(|e| exec_error(key, &e))?;
     if !out.status.success() {
         let mut text = out.stderr;
         text.extend_from_slice(&out.stdout);
@@ -175,17 +171,14 @@ pub fn resolve_compiler(
     cwd: &Path,
     path_env: Option<&std::ffi::OsStr>,
 ) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
+    use common::location::is_executable;
     let name = Path::new(std::ffi::OsStr::from_bytes(compiler));
-    let runnable = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
     let found = if compiler.contains(&b'/') {
-        Some(cwd.join(name)).filter(|p| runnable(p))
+        Some(cwd.join(name)).filter(|p| is_executable(p))
     } else {
         std::env::split_paths(path_env?)
             .map(|d| cwd.join(d).join(name))
-            .find(|p| runnable(p))
+            .find(|p| is_executable(p))
     };
     std::fs::canonicalize(found?).ok()
 }
