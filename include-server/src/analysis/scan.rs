@@ -360,8 +360,9 @@ pub fn scan(s: &[u8]) -> Scan {
     let mut line = Vec::new();
     let mut stops = Stops::default();
     while i < s.len() {
-        let c = s[i];
         if line_start {
+            i = skip_blanks(s, i);
+            let Some(&c) = s.get(i) else { break };
             match c {
                 b'\n' => {
                     i += 1;
@@ -386,7 +387,10 @@ pub fn scan(s: &[u8]) -> Scan {
                     };
                     match after {
                         Some(j) => {
-                            i = directive_line(s, j, &mut line, &mut out);
+                            i = match bare_directive(s, j, &mut out) {
+                                Some(end) => end,
+                                None => directive_line(s, j, &mut line, &mut out),
+                            };
                             floor = i;
                         }
                         None => line_start = false,
@@ -434,6 +438,78 @@ pub fn scan(s: &[u8]) -> Scan {
         }
     }
     out
+}
+
+/// The index of the first byte at or after `i` that is not a space or a tab (the
+/// indentation of a line), eight bytes at a time.
+fn skip_blanks(s: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const LOW7: u64 = ONES * 0x7f;
+    const HIGH: u64 = ONES * 0x80;
+    // The high bit of each byte of `w` that is zero (exact: no carry between bytes).
+    let zero = |w: u64| !(((w & LOW7) + LOW7) | w) & HIGH;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let blank = zero(w ^ (ONES * u64::from(b' '))) | zero(w ^ (ONES * u64::from(b'\t')));
+        let other = !blank & HIGH;
+        if other != 0 {
+            return i + (other.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < s.len() && matches!(s[i], b' ' | b'\t') {
+        i += 1;
+    }
+    i
+}
+
+/// A directive whose text after the name does not matter (`#endif`, `#else`, `#ifdef`,
+/// `#ifndef`, `#pragma`, `#error`, ...), taken without collecting its line: records it
+/// and returns the index of the newline that ends it. `None` for any other directive,
+/// or when a splice or comment touches the name (the general path handles those).
+fn bare_directive(s: &[u8], j: usize, out: &mut Scan) -> Option<usize> {
+    let start = skip_blanks(s, j);
+    let len = s[start..].iter().take_while(|&&c| is_ident(c)).count();
+    let end = start + len;
+    if len == 0 || s.get(end) == Some(&b'\\') {
+        return None;
+    }
+    let name = &s[start..end];
+    match name {
+        b"endif" | b"else" | b"ifdef" | b"ifndef" | b"pragma" | b"error" | b"warning" | b"line"
+        | b"ident" | b"sccs" | b"assert" | b"unassert" => {}
+        _ => return None,
+    }
+    directive(name, out);
+    Some(directive_end(s, end))
+}
+
+/// The index of the unspliced newline that ends the directive line containing `i` (or
+/// the end of `s`), seen as [`collect_directive`] sees it: a block comment may carry the
+/// line on, a line comment ends it, a literal ends at its quote or at a newline.
+fn directive_end(s: &[u8], mut i: usize) -> usize {
+    loop {
+        let Some(k) = s[i.min(s.len())..]
+            .iter()
+            .position(|&c| CLASS[c as usize] & STOP != 0)
+            .map(|k| i + k)
+        else {
+            return s.len();
+        };
+        match s[k] {
+            b'\n' => return k,
+            b'\\' => {
+                let j = skip_splices(s, k);
+                i = if j == k { k + 1 } else { j };
+            }
+            b'/' => match next(s, k + 1) {
+                Some((b'*', m)) => i = skip_block_comment(s, m),
+                Some((b'/', m)) => return skip_line_comment(s, m),
+                _ => i = k + 1,
+            },
+            quote => i = skip_literal(s, k + 1, quote, None),
+        }
+    }
 }
 
 /// If a backslash-newline splice or a comment starts at `i` (at a `\\` or `/`), the index
@@ -692,6 +768,10 @@ pub fn define(rest: &[u8]) -> Option<Define> {
 
 /// Finds `__has_include(...)`-style operands in an `#if`/`#elif` expression.
 fn has_include_operands(expr: &[u8], out: &mut Scan) {
+    // Every operator looked for starts so.
+    if memchr::memmem::find(expr, b"__has_").is_none() {
+        return;
+    }
     let mut i = 0;
     while i < expr.len() {
         if !is_ident(expr[i]) || (i > 0 && is_ident(expr[i - 1])) {
@@ -778,6 +858,58 @@ mod tests {
         for (src, want) in cases {
             assert_eq!(&incs(src), want, "{}", String::from_utf8_lossy(src));
         }
+    }
+
+    /// `#endif`, `#else`, `#pragma`, `#error` and the like are taken without collecting
+    /// their line; where they end must not change.
+    #[test]
+    fn directives_whose_text_does_not_matter() {
+        let cases: &[(&[u8], Vec<IncludeForm>)] = &[
+            (
+                b"#endif /* a\n#include \"no1.h\"\n*/\n#include \"a1.h\"\n",
+                vec![q("a1.h")],
+            ),
+            (
+                b"#endif // c \\\n#include \"no2.h\"\n#include \"a2.h\"\n",
+                vec![q("a2.h")],
+            ),
+            (
+                b"#error \"/* not a comment\n#include \"a3.h\"\n",
+                vec![q("a3.h")],
+            ),
+            (b"#error don't\n#include \"a4.h\"\n", vec![q("a4.h")]),
+            (
+                b"#pragma x \\\n#include \"no5.h\"\n#include \"a5.h\"\n",
+                vec![q("a5.h")],
+            ),
+            (b"#else /* x */ #include \"no6.h\"\n", vec![]),
+            (b" \t #\t endif\n#include \"a7.h\"\n", vec![q("a7.h")]),
+            (b"#end\\\nif\n#include \"a8.h\"\n", vec![q("a8.h")]),
+            (b"#endif", vec![]),
+            (b"#pragma once\r\n#include \"a9.h\"\r\n", vec![q("a9.h")]),
+        ];
+        for (src, want) in cases {
+            assert_eq!(&incs(src), want, "{}", String::from_utf8_lossy(src));
+        }
+        // Their effect on the conditional branches is kept.
+        let s = scan(
+            b"#ifdef A /* x */\n#define X 1\n#else // y\n#define X 2\n#endif /* A */\n#define Y\n",
+        );
+        let conds: Vec<&[(u32, u32)]> = s.defines.iter().map(|d| &d.cond[..]).collect();
+        assert_eq!(conds, [&[(0, 0)][..], &[(0, 1)][..], &[][..]]);
+    }
+
+    #[test]
+    fn indentation_of_any_length() {
+        for n in 0..40 {
+            let mut src = b" \t".repeat(n / 2);
+            src.extend_from_slice(&b" ".repeat(n % 2));
+            src.extend_from_slice(b"#include \"x.h\"\n");
+            assert_eq!(incs(&src), vec![q("x.h")], "{n}");
+            assert_eq!(skip_blanks(&src, 0), n);
+        }
+        assert_eq!(skip_blanks(b"        \x0b", 0), 8);
+        assert_eq!(skip_blanks(b"   ", 0), 3);
     }
 
     #[test]
