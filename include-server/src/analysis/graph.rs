@@ -13,7 +13,7 @@
 //! memo of edges serves any spelling of the same node.
 
 use rustc_hash::FxHashSet as HashSet;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -38,14 +38,21 @@ pub fn bytes_of(p: &Path) -> &[u8] {
 
 /// `base` joined with the relative `rel` textually (`base` absolute).
 pub fn join(base: &Path, rel: &[u8]) -> PathBuf {
-    let mut v = bytes_of(base).to_vec();
+    let mut v = Vec::with_capacity(bytes_of(base).len() + 1 + rel.len());
+    join_into(&mut v, base, rel);
+    PathBuf::from(std::ffi::OsString::from_vec(v))
+}
+
+/// [`join`] into `out` (cleared first).
+fn join_into(out: &mut Vec<u8>, base: &Path, rel: &[u8]) {
+    out.clear();
+    out.extend_from_slice(bytes_of(base));
     if !rel.is_empty() {
-        if !v.ends_with(b"/") {
-            v.push(b'/');
+        if !out.ends_with(b"/") {
+            out.push(b'/');
         }
-        v.extend_from_slice(rel);
+        out.extend_from_slice(rel);
     }
-    PathBuf::from(std::ffi::OsStr::from_bytes(&v))
 }
 
 /// The directory part of a textual path, with its trailing `/` (`""` when none).
@@ -339,14 +346,24 @@ fn without_dot_slash(mut name: &[u8]) -> &[u8] {
 
 /// The realpaths of `base/name`, when it is a file, and of its directory.
 fn lookup(fs: &FsCache, base: &Path, name: &[u8]) -> Option<(Arc<Path>, Arc<Path>)> {
-    let real = fs.file(&join(base, name))?;
-    let d = dir_text(name);
-    let dir_real = if d.is_empty() {
-        fs.dir(base)?
-    } else {
-        fs.dir(&join(base, d))?
-    };
-    Some((real, dir_real))
+    // Each include is tried in several directories: the candidate paths are joined in
+    // one buffer per thread (the caches copy a path only when they add it).
+    thread_local! {
+        static PATH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    PATH.with(|path| {
+        let mut path = path.borrow_mut();
+        join_into(&mut path, base, name);
+        let real = fs.file(path_of(&path))?;
+        let d = dir_text(name);
+        let dir_real = if d.is_empty() {
+            fs.dir(base)?
+        } else {
+            join_into(&mut path, base, d);
+            fs.dir(path_of(&path))?
+        };
+        Some((real, dir_real))
+    })
 }
 
 /// Where a relative header name is looked for, in order, with how a hit records its
