@@ -113,7 +113,6 @@ pub struct Mirror {
     /// Realpaths of the directories on the way to shadowed paths.
     fs: FsCache,
     compressed: Mutex<HashMap<PathBuf, Arc<Mutex<bool>>>>,
-    temp_counter: AtomicU64,
     files_compressed: AtomicU64,
     compression_hits: AtomicU64,
     bytes_read: AtomicU64,
@@ -139,8 +138,9 @@ struct Shadow {
     version: u64,
     /// The reply's tail (system links, shadow links, forcing files) at `version`.
     rest: Option<(u64, Arc<Vec<Arc<Path>>>)>,
-    /// Textual paths already processed.
-    visited: HashSet<PathBuf>,
+    /// Textual paths already processed (by their bytes: hashing them is much cheaper
+    /// than `Path`'s component-wise hash).
+    visited: HashSet<Box<[u8]>>,
     /// Directories under the root known to exist.
     existing: HashSet<PathBuf>,
     /// System dirs linked so far (client paths) and their links, in creation order.
@@ -206,7 +206,6 @@ impl Mirror {
             shadow: Mutex::new(Shadow::default()),
             fs: FsCache::default(),
             compressed: Mutex::new(HashMap::default()),
-            temp_counter: AtomicU64::new(0),
             files_compressed: AtomicU64::new(0),
             compression_hits: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
@@ -296,6 +295,18 @@ impl Mirror {
         let mut reply = Reply::default();
         let mut seen = HashSet::default();
         let ids = closure.ids.as_ref();
+        // The files to compress now; files under a system dir are reachable on the
+        // server through its link (writing them would go through that link into the
+        // real directory).
+        let todo: Vec<usize> = known
+            .iter()
+            .enumerate()
+            .filter(|&(k, out)| {
+                out.is_none() && !under_any(&closure.files[k].realpath, &system_dirs)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        let mut made = self.compress_all(closure, &todo, &mut reply)?.into_iter();
         for ((k, file), known) in closure.files.iter().enumerate().zip(known) {
             let id = ids.map(|i| (i.table.serial, i.files[k]));
             let out = match known {
@@ -305,13 +316,9 @@ impl Mirror {
                 }
                 None => {
                     if under_any(&file.realpath, &system_dirs) {
-                        // Reachable on the server through the system link; writing it
-                        // would go through that link into the real directory.
                         continue;
                     }
-                    let out: Arc<Path> = self
-                        .compress_file(&file.realpath, file.abs_spelling.as_deref(), &mut reply)?
-                        .into();
+                    let out = made.next().expect("one output per file to compress");
                     if let Some((serial, id)) = id {
                         let mut shadow = self.lock_shadow();
                         if shadow.ids_serial == serial {
@@ -417,29 +424,25 @@ impl Mirror {
 
     /// The shadow-tree walk of one textual absolute path (spec 4.6, `DoPath`).
     fn do_path(&self, shadow: &mut Shadow, path: &Path) -> Result<(), MirrorError> {
-        if !path.is_absolute() {
+        if !path.as_os_str().as_bytes().starts_with(b"/") {
             // Only absolute client paths have a place under the root.
             return Ok(());
         }
         let mut f = normalize_slashes(path);
         while !f.is_empty() && f != b"/" {
-            let key = PathBuf::from(OsString::from_vec(f.clone()));
-            if !shadow.visited.insert(key.clone()) {
+            if shadow.visited.contains(&f[..]) {
                 break;
             }
+            shadow.visited.insert(f.as_slice().into());
             let slash = f.iter().rposition(|&b| b == b'/').unwrap_or(0);
-            let parent_text: Vec<u8> = if slash == 0 {
-                b"/".to_vec()
-            } else {
-                f[..slash].to_vec()
-            };
-            let name = &f[slash + 1..];
-            let parent = PathBuf::from(OsString::from_vec(parent_text.clone()));
-            let parent_real = self
+            // The parent's text: `f` up to the slash (`/` for a top-level name).
+            let parent_len = slash.max(1);
+            let parent = Path::new(std::ffi::OsStr::from_bytes(&f[..parent_len]));
+            let parent_real: Arc<Path> = self
                 .fs
-                .dir(&parent)
-                .or_else(|| self.fs.file(&parent))
-                .map_or_else(|| parent.clone(), |p| p.to_path_buf());
+                .dir(parent)
+                .or_else(|| self.fs.file(parent))
+                .unwrap_or_else(|| Arc::from(parent));
             if under_any(&parent_real, &shadow.system_dirs) {
                 // Under a system dir the root holds a link to the client's own
                 // directory: nothing may be created through it. A path that does not
@@ -450,10 +453,10 @@ impl Mirror {
                 if self.fs.dir(&parent_real).is_none() {
                     break;
                 }
-                f = parent_text;
+                f.truncate(parent_len);
                 continue;
             }
-            let shadow_dir = if parent_real == Path::new("/") {
+            let shadow_dir = if *parent_real == *Path::new("/") {
                 self.root.prefix().to_path_buf()
             } else {
                 self.under_root(&parent_real)
@@ -480,13 +483,15 @@ impl Mirror {
                 }
                 shadow.existing.insert(shadow_dir.clone());
             }
-            let is_link = fs::symlink_metadata(&key)
+            let key = Path::new(std::ffi::OsStr::from_bytes(&f));
+            let name = &f[slash + 1..];
+            let is_link = fs::symlink_metadata(key)
                 .map(|m| m.file_type().is_symlink())
                 .unwrap_or(false);
             if is_link && !name.is_empty() {
                 let link = shadow_dir.join(std::ffi::OsStr::from_bytes(name));
                 if !link.exists() {
-                    if let Ok(target) = fs::canonicalize(&key) {
+                    if let Ok(target) = fs::canonicalize(key) {
                         match std::os::unix::fs::symlink(&target, &link) {
                             Ok(()) => {
                                 shadow.links.push(link);
@@ -499,9 +504,76 @@ impl Mirror {
                     }
                 }
             }
-            f = parent_text;
+            f.truncate(parent_len);
         }
         Ok(())
+    }
+
+    /// Compresses the closure's files at the indexes `todo` (in order); their output
+    /// paths, in the same order. A first request has dozens of files to compress: they
+    /// are shared out among up to [`COMPRESSING_THREADS`] threads, this one included
+    /// (reading, compressing and writing them is most of the time such a request spends
+    /// after its analysis). On an error, the first failed file's (in order).
+    fn compress_all(
+        &self,
+        closure: &Closure,
+        todo: &[usize],
+        reply: &mut Reply,
+    ) -> Result<Vec<Arc<Path>>, MirrorError> {
+        let one = |k: usize, reply: &mut Reply| -> Result<Arc<Path>, MirrorError> {
+            let file = &closure.files[k];
+            self.compress_file(&file.realpath, file.abs_spelling.as_deref(), reply)
+                .map(Arc::from)
+        };
+        static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        // Asking reads the cgroup's CPU quota files: once.
+        let cores =
+            *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let threads = cores
+            .min(COMPRESSING_THREADS)
+            .min(todo.len() / FILES_PER_COMPRESSING_THREAD)
+            .max(1);
+        if threads == 1 {
+            return todo.iter().map(|&k| one(k, reply)).collect();
+        }
+        // Each thread takes the next file until none is left.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = |reply: &mut Reply| {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&k) = todo.get(i) else { break };
+                done.push((i, one(k, reply)));
+            }
+            (done, std::mem::take(reply))
+        };
+        let mut results: Vec<Option<Result<Arc<Path>, MirrorError>>> =
+            (0..todo.len()).map(|_| None).collect();
+        std::thread::scope(|s| {
+            let helpers: Vec<_> = (1..threads)
+                .filter_map(|_| {
+                    std::thread::Builder::new()
+                        .name("compress".into())
+                        .spawn_scoped(s, || work(&mut Reply::default()))
+                        .ok()
+                })
+                .collect();
+            let mut parts = vec![work(&mut Reply::default())];
+            // A helper that panicked left its files undone: they are done below.
+            parts.extend(helpers.into_iter().filter_map(|h| h.join().ok()));
+            for (done, part) in parts {
+                reply.files_compressed += part.files_compressed;
+                reply.bytes_read += part.bytes_read;
+                reply.bytes_written += part.bytes_written;
+                for (i, r) in done {
+                    results[i] = Some(r);
+                }
+            }
+        });
+        todo.iter()
+            .zip(results)
+            .map(|(&k, r)| r.unwrap_or_else(|| one(k, reply)))
+            .collect()
     }
 
     /// Compresses `realpath` into the root (once per generation and output path) and
@@ -547,15 +619,20 @@ impl Mirror {
             let path = path.to_path_buf();
             move |error| MirrorError::Write { path, error }
         };
-        let parent = out.parent().unwrap_or(self.root.prefix());
-        fs::create_dir_all(parent).map_err(werr(parent))?;
-        let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
-        let mut temp = out.clone().into_os_string();
-        temp.push(format!(".tmp-{n}"));
-        let temp = PathBuf::from(temp);
-        let written = fs::File::create(&temp).and_then(|mut f| f.write_all(&packed));
-        if let Err(error) = written.and_then(|()| fs::rename(&temp, &out)) {
-            let _ = fs::remove_file(&temp);
+        // Written in place: no reply lists the file before `done` is set, and a request
+        // that wants it meanwhile waits on `cell` (spec 2.4). Its directory usually
+        // exists already (the shadow tree's walk makes it).
+        let create = || fs::File::create(&out);
+        let created = match create() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let parent = out.parent().unwrap_or(self.root.prefix());
+                fs::create_dir_all(parent).map_err(werr(parent))?;
+                create()
+            }
+            created => created,
+        };
+        if let Err(error) = created.and_then(|mut f| f.write_all(&packed)) {
+            let _ = fs::remove_file(&out);
             return Err(MirrorError::Write { path: out, error });
         }
         *done = true;
@@ -571,6 +648,11 @@ impl Mirror {
     }
 }
 
+/// At most this many threads compress a reply's files.
+const COMPRESSING_THREADS: usize = 4;
+/// A thread is added for each this many files to compress.
+const FILES_PER_COMPRESSING_THREAD: usize = 8;
+
 /// The target of a system-directory link: `"../"` × (20 + slashes in `dir`) followed by
 /// `dir` without its leading `/`. It climbs out of any distccd temp root of at most 20
 /// components and lands on the server's own copy of `dir`.
@@ -584,7 +666,25 @@ pub fn system_link_target(dir: &Path) -> PathBuf {
 
 /// Whether `path` is `dir` or inside it, for one of `dirs`.
 fn under_any(path: &Path, dirs: &[PathBuf]) -> bool {
-    dirs.iter().any(|d| path.starts_with(d))
+    let p = path.as_os_str().as_bytes();
+    dirs.iter().any(|d| {
+        let d = d.as_os_str().as_bytes();
+        if plain(p) && plain(d) {
+            // Component-wise `starts_with` compares bytes on such paths.
+            p.starts_with(d) && (p.len() == d.len() || d == b"/" || p[d.len()] == b'/')
+        } else {
+            path.starts_with(Path::new(std::ffi::OsStr::from_bytes(d)))
+        }
+    })
+}
+
+/// Whether an absolute path is spelled one way only: no repeated or trailing slash and
+/// no `.` component (a name starting with a dot also answers no).
+fn plain(p: &[u8]) -> bool {
+    p.first() == Some(&b'/')
+        && (p.len() == 1 || !p.ends_with(b"/"))
+        && memchr::memmem::find(p, b"//").is_none()
+        && memchr::memmem::find(p, b"/.").is_none()
 }
 
 /// Collapses repeated slashes and drops trailing ones (but keeps a lone `/`).
@@ -964,6 +1064,91 @@ mod tests {
         assert_eq!(err.reason(), "unreadable_file");
         // The mirror keeps working.
         assert!(fx.mirror.reply_for(&closure(&fx.proj)).is_ok());
+    }
+
+    /// A first request's many files are compressed by several threads: every one is
+    /// written, in the closure's order, and an unreadable one still fails the reply.
+    #[test]
+    fn many_files_are_compressed_in_order() {
+        let fx = fixture(false);
+        let names: Vec<String> = (0..50).map(|i| format!("sub/f{i}.h")).collect();
+        for (i, n) in names.iter().enumerate() {
+            fs::write(fx.proj.join(n), format!("int f{i};\n").repeat(i + 1)).unwrap();
+        }
+        let mut c = Closure {
+            files: Arc::new(
+                names
+                    .iter()
+                    .map(|n| ClosureFile {
+                        realpath: fx.proj.join(n),
+                        abs_spelling: None,
+                    })
+                    .collect(),
+            ),
+            paths_used: names.iter().map(|n| fx.proj.join(n)).collect(),
+            system_dirs: Default::default(),
+            ids: None,
+        };
+        let reply = fx.mirror.reply_for(&c).unwrap();
+        assert_eq!(reply.files_compressed, 50);
+        for (i, n) in names.iter().enumerate() {
+            let out = &reply.paths[i];
+            assert_eq!(original(fx.mirror.root().prefix(), out), fx.proj.join(n));
+            let want = lzo::compress(format!("int f{i};\n").repeat(i + 1).as_bytes()).unwrap();
+            assert_eq!(fs::read(out).unwrap(), want, "{n}");
+        }
+        let mut files = (*c.files).clone();
+        files.insert(
+            30,
+            ClosureFile {
+                realpath: fx.proj.join("sub/missing.h"),
+                abs_spelling: None,
+            },
+        );
+        files.insert(
+            40,
+            ClosureFile {
+                realpath: fx.proj.join("sub/missing2.h"),
+                abs_spelling: None,
+            },
+        );
+        c.files = Arc::new(files);
+        match fx.mirror.reply_for(&c) {
+            Err(MirrorError::Read { path, .. }) => assert_eq!(path, fx.proj.join("sub/missing.h")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn under_any_is_component_wise() {
+        let paths = [
+            "/",
+            "/usr",
+            "/usr/",
+            "/usr/include",
+            "/usr/include/",
+            "/usr/include/x.h",
+            "/usr/includes/x.h",
+            "/usr//include/x.h",
+            "/usr/./include/x.h",
+            "/usr/include/.",
+            "/usr/include/../x.h",
+            "/usr/include/.hidden/x.h",
+            "/usr/inc",
+            "/tmp/a",
+        ];
+        for p in paths {
+            for d in paths {
+                let (p, d) = (Path::new(p), PathBuf::from(d));
+                assert_eq!(
+                    under_any(p, std::slice::from_ref(&d)),
+                    p.starts_with(&d),
+                    "{} under {}",
+                    p.display(),
+                    d.display()
+                );
+            }
+        }
     }
 
     #[test]
