@@ -18,6 +18,13 @@ pub mod stats;
 pub mod triggers;
 pub mod verify;
 
+/// The cores this process may use (asked once: the answer reads the cgroup's CPU quota
+/// files).
+pub(crate) fn available_cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Grows the calling thread's malloc arena to 15 MiB of address space in one go and
 /// gives the memory back, once per thread (the first time the thread scans a file: only
 /// cold requests need much memory). glibc grows a thread's arena one `mprotect` per page

@@ -525,11 +525,7 @@ impl Mirror {
             self.compress_file(&file.realpath, file.abs_spelling.as_deref(), reply)
                 .map(Arc::from)
         };
-        static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        // Asking reads the cgroup's CPU quota files: once.
-        let cores =
-            *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let threads = cores
+        let threads = crate::available_cores()
             .min(COMPRESSING_THREADS)
             .min(todo.len() / FILES_PER_COMPRESSING_THREAD)
             .max(1);

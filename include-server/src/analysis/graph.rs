@@ -410,6 +410,10 @@ pub struct Prefetcher {
     state: Mutex<PrefetchState>,
     wake: Condvar,
     stopping: std::sync::atomic::AtomicBool,
+    /// Whether a hold is in force ([`Prefetcher::hold`]), read between files.
+    held: std::sync::atomic::AtomicBool,
+    /// The helper threads started.
+    helpers: usize,
 }
 
 #[derive(Debug, Default)]
@@ -417,7 +421,24 @@ struct PrefetchState {
     queue: std::collections::VecDeque<Ahead>,
     /// Helpers waiting for work (a wake-up is a system call: only for them).
     idle: usize,
+    /// Holds in force: the helpers take no work meanwhile.
+    holds: usize,
 }
+
+/// A [`Prefetcher::hold`] in force; it ends when dropped.
+#[derive(Debug)]
+pub struct Hold<'a>(&'a Prefetcher);
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+/// How long [`Prefetcher::help_until`] spins on an empty queue before napping, and how
+/// long it naps.
+const HELP_SPIN: std::time::Duration = std::time::Duration::from_micros(200);
+const HELP_NAP: std::time::Duration = std::time::Duration::from_micros(100);
 
 /// A file to read ahead, with what resolving its includes takes.
 #[derive(Debug)]
@@ -434,7 +455,10 @@ const PREFETCH_DEPTH: usize = 4096;
 impl Prefetcher {
     /// Starts `helpers` threads serving a new prefetcher.
     pub fn start(helpers: usize, counters: Arc<Counters>) -> Arc<Prefetcher> {
-        let p = Arc::new(Prefetcher::default());
+        let p = Arc::new(Prefetcher {
+            helpers,
+            ..Prefetcher::default()
+        });
         for i in 0..helpers {
             let (p, counters) = (p.clone(), counters.clone());
             let spawned = std::thread::Builder::new()
@@ -451,6 +475,61 @@ impl Prefetcher {
         self.stopping.load(Ordering::Relaxed)
     }
 
+    /// The helper threads started.
+    pub fn helpers(&self) -> usize {
+        self.helpers
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PrefetchState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps the helpers from reading ahead until the guard is dropped: they take no new
+    /// work, and one crawling hands its files back to the queue at the next file.
+    pub fn hold(&self) -> Hold<'_> {
+        self.lock().holds += 1;
+        self.held.store(true, Ordering::Relaxed);
+        Hold(self)
+    }
+
+    fn release(&self) {
+        let mut s = self.lock();
+        s.holds = s.holds.saturating_sub(1);
+        self.held.store(s.holds > 0, Ordering::Relaxed);
+        let wake = s.holds == 0 && s.idle > 0 && !s.queue.is_empty();
+        drop(s);
+        if wake {
+            self.wake.notify_all();
+        }
+    }
+
+    /// Reads ahead on the calling thread (holds or not) until `done` is set. With the
+    /// queue empty it spins for a moment, then naps: it stays on its core, where a
+    /// helper woken by the walk's next files could be put beside the walk.
+    pub fn help_until(&self, counters: &Counters, done: &std::sync::atomic::AtomicBool) {
+        let mut idle_since = None;
+        while !done.load(Ordering::Relaxed) && !self.stopping() {
+            let job = self.lock().queue.pop_front();
+            let Some(job) = job else {
+                let since = *idle_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() < HELP_SPIN {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(HELP_NAP);
+                }
+                continue;
+            };
+            idle_since = None;
+            let mut crawl = vec![job];
+            while let Some(job) = crawl.pop() {
+                if done.load(Ordering::Relaxed) || self.stopping() {
+                    return;
+                }
+                Self::ahead(&job, counters, &mut crawl);
+            }
+        }
+    }
+
     fn serve(&self, counters: &Counters) {
         while let Some(job) = self.next_job() {
             let gen = job.gen.clone();
@@ -458,6 +537,15 @@ impl Prefetcher {
             while let Some(job) = crawl.pop() {
                 if self.stopping() {
                     return;
+                }
+                if self.held.load(Ordering::Relaxed) {
+                    // Back to the queue, for the thread that holds the helpers.
+                    let mut s = self.lock();
+                    s.queue.push_front(job);
+                    for j in crawl.drain(..) {
+                        s.queue.push_front(j);
+                    }
+                    break;
                 }
                 Self::ahead(&job, counters, &mut crawl);
             }
@@ -470,21 +558,19 @@ impl Prefetcher {
     }
 
     fn is_idle(&self) -> bool {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .queue
-            .is_empty()
+        self.lock().queue.is_empty()
     }
 
     fn next_job(&self) -> Option<Ahead> {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.lock();
         loop {
             if self.stopping() {
                 return None;
             }
-            if let Some(job) = s.queue.pop_front() {
-                return Some(job);
+            if s.holds == 0 {
+                if let Some(job) = s.queue.pop_front() {
+                    return Some(job);
+                }
             }
             s.idle += 1;
             s = self.wake.wait(s).unwrap_or_else(|e| e.into_inner());
@@ -538,7 +624,7 @@ impl Prefetcher {
         cfg: &Arc<Config>,
         files: impl Iterator<Item = (Arc<Path>, Arc<Path>)>,
     ) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.lock();
         let before = s.queue.len();
         for (real, dir_real) in files {
             if s.queue.len() >= PREFETCH_DEPTH {
@@ -554,7 +640,7 @@ impl Prefetcher {
                 dir_real,
             });
         }
-        if s.queue.len() > before && s.idle > 0 {
+        if s.queue.len() > before && s.idle > 0 && s.holds == 0 {
             drop(s);
             self.wake.notify_one();
         }
@@ -563,7 +649,7 @@ impl Prefetcher {
     /// Ends the helpers (they finish the file in hand).
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Relaxed);
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.lock();
         s.queue.clear();
         drop(s);
         self.wake.notify_all();

@@ -86,8 +86,8 @@ pub mod scan;
 pub mod shard;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use closure::Summary;
@@ -307,10 +307,10 @@ impl Analyzer {
     fn prefetch(&self) -> Option<&graph::Prefetcher> {
         self.prefetch
             .get_or_init(|| {
-                let n = self.config.prefetch_helpers.unwrap_or_else(|| {
-                    std::thread::available_parallelism()
-                        .map_or(0, |n| n.get().saturating_sub(1).min(2))
-                });
+                let n = self
+                    .config
+                    .prefetch_helpers
+                    .unwrap_or_else(|| crate::available_cores().saturating_sub(1).min(2));
                 (n > 0).then(|| graph::Prefetcher::start(n, self.counters.clone()))
             })
             .as_deref()
@@ -459,8 +459,13 @@ impl Analyzer {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         let child = probe::spawn(key, cwd, path_env)?;
-        while_running();
-        let out = probe::finish(key, child)?;
+        let out = match self.prefetch() {
+            Some(prefetch) => self.finish_helping(prefetch, key, child, while_running),
+            None => {
+                while_running();
+                probe::finish(key, child)
+            }
+        }?;
         self.counters
             .compiler_probes
             .fetch_add(1, Ordering::Relaxed);
@@ -469,6 +474,65 @@ impl Analyzer {
             c.store(key, cwd, path_env, &out, started);
         }
         Ok(d)
+    }
+
+    /// Runs `while_running` (the walk with guessed directories) while a thread of its
+    /// own waits for the compiler `child`; the compiler's output.
+    ///
+    /// When the compiler has exited, that thread reads ahead for the walk until it ends,
+    /// on the core the compiler leaves. While the compiler ran (about 10 ms of `cc1plus`),
+    /// the walk and the read-ahead helpers shared the other cores; on two cores, the walk
+    /// and its one helper shared one. Linux then often leaves the two stacked on that core
+    /// for several milliseconds after the compiler's core goes idle: it moves a running
+    /// thread only at a balancing tick, and a helper that sleeps and wakes may be put
+    /// back beside the walk. The thread woken by the compiler's exit is already on the
+    /// free core. When the helpers cannot all have a core of their own next to the walk
+    /// and this thread, they are held (they hand back what they were reading) while it
+    /// reads ahead in their place.
+    fn finish_helping(
+        &self,
+        prefetch: &graph::Prefetcher,
+        key: &probe::ProbeKey,
+        child: std::process::Child,
+        while_running: impl FnOnce(),
+    ) -> Result<probe_cache::Output, String> {
+        let walked = AtomicBool::new(false);
+        // Set even if the walk panics: the helping thread must stop.
+        struct Walked<'a>(&'a AtomicBool);
+        impl Drop for Walked<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let slot = Mutex::new(Some(child));
+        let take = || slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let hold_helpers = prefetch.helpers() + 2 > crate::available_cores();
+        let (counters, walked) = (&*self.counters, &walked);
+        std::thread::scope(|s| {
+            let waiter = std::thread::Builder::new()
+                .name("probe-wait".into())
+                .spawn_scoped(s, move || {
+                    let out = take().map(|child| probe::finish(key, child));
+                    let _hold = hold_helpers.then(|| prefetch.hold());
+                    prefetch.help_until(counters, walked);
+                    out
+                });
+            {
+                let _walked = Walked(walked);
+                while_running();
+            }
+            match waiter.ok().and_then(|w| w.join().ok()).flatten() {
+                Some(out) => out,
+                // No thread could be started (or it failed): wait here.
+                None => match take() {
+                    Some(child) => probe::finish(key, child),
+                    None => Err(format!(
+                        "waiting for the probe of '{}' failed",
+                        String::from_utf8_lossy(&key.compiler)
+                    )),
+                },
+            }
+        })
     }
 
     /// The command line's macros entered into the table, the search configuration and
