@@ -153,6 +153,16 @@ fn next(s: &[u8], i: usize) -> Option<(u8, usize)> {
 
 /// Skips a block comment whose `/*` ends just before `i`; returns the index after `*/`.
 fn skip_block_comment(s: &[u8], mut i: usize) -> usize {
+    // Most comments hold no backslash: their end is the first `*/`, found in one search
+    // (documentation comments have a `*` on every line).
+    static END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"*/"));
+    let rest = &s[i.min(s.len())..];
+    if let Some(k) = END.find(rest) {
+        if memchr::memchr(b'\\', &rest[..k]).is_none() {
+            return i + k + 2;
+        }
+    }
     loop {
         match memchr::memchr(b'*', &s[i.min(s.len())..]) {
             None => return s.len(),
