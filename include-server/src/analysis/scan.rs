@@ -327,14 +327,16 @@ fn identifier_ending_at(s: &[u8], floor: usize, end: usize) -> &[u8] {
     &s[r..end]
 }
 
-/// Finds the next byte that can change the lexing state of ordinary code: a newline,
-/// `/`, a quote or a backslash. Two vectorized searches (`memchr` takes at most three
-/// bytes) each remember where their next match is, so no byte is searched twice.
+/// Finds the next byte that can change the lexing state of code: `#`, `/`, a quote, a
+/// backslash or `%` (of the `%:` digraph). Newlines are not among them: a directive's `#`
+/// is found first and its line start checked then ([`at_line_start`]), so a stretch of
+/// plain code lines takes one search. Two vectorized searches (`memchr` takes at most
+/// three bytes) each remember where their next match is, so no byte is searched twice.
 #[derive(Default)]
 struct Stops {
-    /// The next `\n`, `/` or `"` at or after the last search; `None` before the first.
+    /// The next `#`, `/` or `"` at or after the last search; `None` before the first.
     common: Option<usize>,
-    /// The next `'` or `\\`.
+    /// The next `'`, `\\` or `%`.
     rare: Option<usize>,
 }
 
@@ -343,11 +345,11 @@ impl Stops {
         let at = |found: Option<usize>| found.map_or(s.len(), |k| i + k);
         let common = match self.common {
             Some(p) if p >= i => p,
-            _ => at(memchr::memchr3(b'\n', b'/', b'"', &s[i..])),
+            _ => at(memchr::memchr3(b'#', b'/', b'"', &s[i..])),
         };
         let rare = match self.rare {
             Some(p) if p >= i => p,
-            _ => at(memchr::memchr2(b'\'', b'\\', &s[i..])),
+            _ => at(memchr::memchr3(b'\'', b'\\', b'%', &s[i..])),
         };
         self.common = Some(common);
         self.rare = Some(rare);
@@ -355,72 +357,65 @@ impl Stops {
     }
 }
 
+/// Whether only blanks precede `at` on its line, given that no byte from `floor` to `at`
+/// changes the lexing state (they are all plain code, blanks or newlines) and that
+/// `floor_at_start` tells whether only blanks, comments and splices precede `floor` on
+/// its line.
+fn at_line_start(s: &[u8], floor: usize, floor_at_start: bool, at: usize) -> bool {
+    let from = match memchr::memrchr(b'\n', &s[floor..at]) {
+        Some(k) => floor + k + 1,
+        None if floor_at_start => floor,
+        None => return false,
+    };
+    s[from..at].iter().all(|&c| CLASS[c as usize] & HSPACE != 0)
+}
+
 /// Scans a whole file.
 ///
-/// At the start of a line it looks for a directive; elsewhere it jumps from one byte that
-/// can change the lexing state (newline, `/`, quote, backslash) to the next, and decides
-/// about raw-string prefixes and digit separators by looking back at the token just
-/// before (never past `floor`, the end of the last literal, comment or line).
+/// It jumps from one byte that can change the lexing state (`#`, `/`, quote, backslash,
+/// `%`) to the next: a `#` (or `%:`) with only blanks, comments and splices before it on
+/// its line starts a directive. It decides about raw-string prefixes and digit
+/// separators by looking back at the token just before (never past `floor`, the end of
+/// the last literal, comment or directive).
 pub fn scan(s: &[u8]) -> Scan {
     let mut out = Scan::default();
     // A UTF-8 byte-order mark is not part of the first line.
     let mut i = if s.starts_with(b"\xef\xbb\xbf") { 3 } else { 0 };
     let mut floor = i;
-    let mut line_start = true;
+    // Whether only blanks, comments and splices precede `floor` on its line.
+    let mut floor_at_start = true;
     let mut line = Vec::new();
     let mut stops = Stops::default();
-    while i < s.len() {
-        if line_start {
-            i = skip_blanks(s, i);
-            let Some(&c) = s.get(i) else { break };
-            match c {
-                b'\n' => {
-                    i += 1;
-                    floor = i;
-                }
-                _ if CLASS[c as usize] & HSPACE != 0 => i += 1,
-                b'\\' | b'/' => match splice_or_comment_end(s, i) {
-                    Some(end) => {
-                        i = end;
-                        floor = i;
-                    }
-                    None => line_start = false,
-                },
-                b'#' | b'%' => {
-                    let after = if c == b'#' {
-                        Some(i + 1)
-                    } else {
-                        match next(s, i + 1) {
-                            Some((b':', j)) => Some(j),
-                            _ => None,
-                        }
-                    };
-                    match after {
-                        Some(j) => {
-                            i = match bare_directive(s, j, &mut out) {
-                                Some(end) => end,
-                                None => directive_line(s, j, &mut line, &mut out),
-                            };
-                            floor = i;
-                        }
-                        None => line_start = false,
-                    }
-                }
-                _ => line_start = false,
-            }
-            continue;
-        }
-        // Ordinary code: straight to the next byte that matters.
+    loop {
         i = stops.next(s, i);
         let Some(&c) = s.get(i) else { break };
         match c {
-            b'\n' => {
-                line_start = true;
-                i += 1;
-                floor = i;
+            b'#' | b'%' => {
+                let after = if c == b'#' {
+                    Some(i + 1)
+                } else {
+                    match next(s, i + 1) {
+                        Some((b':', j)) => Some(j),
+                        _ => None,
+                    }
+                };
+                match after {
+                    Some(j) if at_line_start(s, floor, floor_at_start, i) => {
+                        // Up to the newline that ends it.
+                        i = match bare_directive(s, j, &mut out) {
+                            Some(end) => end,
+                            None => directive_line(s, j, &mut line, &mut out),
+                        };
+                        floor = i;
+                        floor_at_start = false;
+                    }
+                    _ => i += 1,
+                }
             }
             b'\\' | b'/' => match splice_or_comment_end(s, i) {
                 Some(end) => {
+                    // A comment or splice leaves the line as it found it.
+                    floor_at_start = at_line_start(s, floor, floor_at_start, i);
                     i = end;
                     floor = i;
                 }
@@ -436,6 +431,7 @@ pub fn scan(s: &[u8]) -> Scan {
                     None => skip_literal(s, i + 1, c, None),
                 };
                 floor = i;
+                floor_at_start = false;
             }
             _ => {
                 // A quote: a digit separator inside a number, or a character literal.
@@ -444,6 +440,7 @@ pub fn scan(s: &[u8]) -> Scan {
                     _ => i = skip_literal(s, i + 1, c, None),
                 }
                 floor = i;
+                floor_at_start = false;
             }
         }
     }
@@ -907,6 +904,42 @@ mod tests {
         );
         let conds: Vec<&[(u32, u32)]> = s.defines.iter().map(|d| &d.cond[..]).collect();
         assert_eq!(conds, [&[(0, 0)][..], &[(0, 1)][..], &[][..]]);
+    }
+
+    /// Newlines are not searched for: a `#` is checked for a line start when found.
+    #[test]
+    fn a_directive_starts_its_line() {
+        let cases: &[(&[u8], Vec<IncludeForm>)] = &[
+            (b"x /* a\n b */ #include \"no1.h\"\n", vec![]),
+            (b"a = b % c;\n%:include \"d.h\"\n", vec![q("d.h")]),
+            (b"x % : y;\n%: include <e.h>\n", vec![a("e.h")]),
+            (b"  \\\n  #include \"s.h\"\n", vec![q("s.h")]),
+            (b"x \\\n#include \"no2.h\"\n", vec![]),
+            (
+                b"#define A \\\n  1\n#include \"after.h\"\n",
+                vec![q("after.h")],
+            ),
+            (b"a # b\n#include \"y.h\"\n", vec![q("y.h")]),
+            (b"/*c*/ /*d*/ #include \"cc.h\"\n", vec![q("cc.h")]),
+            (b"x;/*c*/\n#include \"n.h\"\n", vec![q("n.h")]),
+            (b"'a' #include \"no3.h\"\n", vec![]),
+            (b"x; // c\n  # include <lc.h>\n", vec![a("lc.h")]),
+            (
+                b"\"s\\\n#include \\\"no4.h\\\"\"\n#include \"z.h\"\n",
+                vec![q("z.h")],
+            ),
+            (
+                b"R\"(\n#include \"no5.h\"\n)\" #include \"no6.h\"\n#include \"r.h\"\n",
+                vec![q("r.h")],
+            ),
+            (b"int x = 1'0'\n#include \"q.h\"\n", vec![q("q.h")]),
+            (b"\r\n  #include \"crlf.h\"\r\n", vec![q("crlf.h")]),
+            (b"%\\\n:include \"dg.h\"\n", vec![q("dg.h")]),
+            (b"#\n#include \"empty.h\"\n", vec![q("empty.h")]),
+        ];
+        for (src, want) in cases {
+            assert_eq!(&incs(src), want, "{}", String::from_utf8_lossy(src));
+        }
     }
 
     #[test]
