@@ -275,6 +275,71 @@ pub struct Generation {
     /// Search configuration and compiler defaults by command-line setup (see
     /// `analysis::setup_key`).
     pub setups: ShardedMap<Box<[u8]>, Setup>,
+    /// Relative include names resolved ([`resolve_relative`]), by configuration, form
+    /// and name (and the includer's directory when it is searched).
+    pub resolutions: ShardedMap<Box<[u8]>, Arc<Resolved>>,
+}
+
+/// Where a relative include name resolves: each hit with where it was found, the file's
+/// realpath and the realpath of its name's directory.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The name (leading `./` removed).
+    pub name: Arc<[u8]>,
+    /// The hits in search order: the first only, unless `#include_next`.
+    pub hits: Box<[Hit]>,
+}
+
+/// A hit of a resolution: where it was found, the file's realpath and the realpath of
+/// its name's directory.
+pub type Hit = (DirRef, Arc<Path>, Arc<Path>);
+
+/// The files a relative include `name` (leading `./` removed) names from a file in
+/// `includer_dir`, in the search order of `cfg`; memoized per generation. The walk and
+/// the read-ahead helpers resolve the same names in file after file (every libstdc++
+/// header includes `<bits/c++config.h>`), each trying several directories: one lookup
+/// replaces those.
+pub fn resolve_relative(
+    gen: &Generation,
+    cfg: &Config,
+    includer_dir: &Path,
+    name: &[u8],
+    angle: bool,
+    next: bool,
+) -> Arc<Resolved> {
+    // The includer's directory is searched first for a quoted name only.
+    let current = !next && !angle && !cfg.key.no_current_dir;
+    thread_local! {
+        static KEY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    KEY.with(|key| {
+        let mut key = key.borrow_mut();
+        key.clear();
+        key.extend_from_slice(&cfg.id.to_le_bytes());
+        key.push(u8::from(angle) | (u8::from(next) << 1) | (u8::from(current) << 2));
+        if current {
+            key.extend_from_slice(bytes_of(includer_dir));
+            key.push(0);
+        }
+        key.extend_from_slice(name);
+        if let Some(r) = gen.resolutions.get(&key[..]) {
+            return r;
+        }
+        let mut hits = Vec::new();
+        for (base, dir) in search_order(cfg, includer_dir, angle, next) {
+            if let Some((real, dir_real)) = lookup(&gen.fs, base, name) {
+                hits.push((dir, real, dir_real));
+                if !next {
+                    break;
+                }
+            }
+        }
+        let r = Arc::new(Resolved {
+            name: Arc::from(name),
+            hits: hits.into_boxed_slice(),
+        });
+        gen.resolutions.insert_if_absent(key.as_slice().into(), r)
+    })
 }
 
 /// Reads and scans `real` into the generation's scan cache (its macros wait in the scan
@@ -598,20 +663,18 @@ impl Prefetcher {
             if name.is_empty() || name[0] == b'/' {
                 continue;
             }
-            for (base, _) in search_order(&job.cfg, &job.dir_real, angle, inc.next) {
-                let Some((real, dir_real)) = lookup(&job.gen.fs, base, name) else {
-                    continue;
-                };
-                if !inc.embed && job.gen.parses.get(&PathBytes(real.clone())).is_none() {
+            if inc.embed {
+                continue;
+            }
+            let r = resolve_relative(&job.gen, &job.cfg, &job.dir_real, name, angle, inc.next);
+            for (_, real, dir_real) in r.hits.iter() {
+                if job.gen.parses.get(&PathBytes(real.clone())).is_none() {
                     crawl.push(Ahead {
                         gen: job.gen.clone(),
                         cfg: job.cfg.clone(),
-                        real,
-                        dir_real,
+                        real: real.clone(),
+                        dir_real: dir_real.clone(),
                     });
-                }
-                if !inc.next {
-                    break;
                 }
             }
         }
@@ -795,15 +858,14 @@ impl Ctx<'_> {
         if name[0] == b'/' {
             return self.absolute(node, name, embed, out);
         }
-        let cfg = self.cfg.clone();
-        for (base, dir) in search_order(&cfg, &node.dir_real, angle, next) {
-            if let Some(c) = self.hit(base, name, dir, embed) {
-                out.push(c);
-                if !next {
-                    break;
-                }
-            }
-        }
+        let r = resolve_relative(self.gen, &self.cfg, &node.dir_real, name, angle, next);
+        out.extend(r.hits.iter().map(|(dir, real, dir_real)| Child {
+            dir: *dir,
+            name: r.name.clone(),
+            real: real.clone(),
+            dir_real: dir_real.clone(),
+            embed,
+        }));
         Ok(())
     }
 
