@@ -26,6 +26,9 @@ pub mod results {
         /// answers at once (the socket and client cost every server pays; the same
         /// figure in both implementations' records of one run).
         pub round_trip_floor_ms: f64,
+        /// The same with the stand-in in a process of its own, as every include server
+        /// is (waking another process can cost more than waking a thread of one's own).
+        pub round_trip_floor_process_ms: f64,
         pub throughput: Vec<(usize, f64)>,
         pub cpu_seconds: f64,
         pub peak_rss_mib: f64,

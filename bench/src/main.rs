@@ -75,6 +75,12 @@ struct Cli {
     /// long warm-only stretch).
     #[arg(long, default_value_t = 1)]
     warm_passes: usize,
+    /// Internal: serve as the round-trip floor's stand-in server on this socket, in a
+    /// process of its own, answering each request at once with `--stand-in-paths` paths.
+    #[arg(long, hide = true)]
+    stand_in: Option<PathBuf>,
+    #[arg(long, hide = true, default_value_t = 1)]
+    stand_in_paths: usize,
 }
 
 /// One compile command.
@@ -446,6 +452,7 @@ fn measure(
             warm_median_ms: median(&mut t.warm),
             warm_p90_ms: p90,
             round_trip_floor_ms: 0.0,
+            round_trip_floor_process_ms: 0.0,
             throughput,
             cpu_seconds: server.cpu_seconds(),
             peak_rss_mib: server.proc_status("VmHWM:").unwrap_or(0) as f64 / 1024.0,
@@ -566,6 +573,10 @@ fn gcc_deps(c: &Compile) -> Result<Vec<PathBuf>> {
 
 fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
+    if let Some(socket) = &cli.stand_in {
+        stand_in(socket, cli.stand_in_paths)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let commands = match (&cli.compile_commands, &cli.make_dry_run, &cli.directory) {
         (Some(p), _, _) => load_ccj(p)?,
         (None, Some(p), Some(d)) => load_make_dry_run(p, d)?,
@@ -606,8 +617,10 @@ fn run() -> Result<ExitCode> {
     );
     let mut reports = measure(&impls, &commands, &deps, &cli)?;
     let floor = round_trip_floor(&commands, reports[0].median_files)?;
+    let floor_process = round_trip_floor_process(&commands, reports[0].median_files)?;
     for r in &mut reports {
         r.round_trip_floor_ms = floor;
+        r.round_trip_floor_process_ms = floor_process;
     }
     print_table(&cli.label, &reports);
     if let Some(p) = &cli.json {
@@ -635,14 +648,8 @@ fn round_trip(socket: &Path, c: &Compile) -> Result<Vec<Vec<u8>>> {
     Ok(wire::read_argv(&mut r, ArgvLimits::default())?)
 }
 
-/// The round-trip floor: the median latency of the same requests against a stand-in
-/// server (a thread of this process) that reads each request and answers at once with
-/// `paths` made-up paths. What the socket, the kernel and this client cost any include
-/// server, before it does any work.
-fn round_trip_floor(commands: &[Compile], paths: usize) -> Result<f64> {
-    let dir = tempfile::tempdir()?;
-    let socket = dir.path().join("floor.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&socket)?;
+/// The reply of the round-trip floor's stand-in: `paths` made-up paths.
+fn stand_in_reply(paths: usize) -> Result<Vec<u8>> {
     let reply: Vec<String> = (0..paths.max(1))
         .map(|i| {
             format!(
@@ -652,25 +659,91 @@ fn round_trip_floor(commands: &[Compile], paths: usize) -> Result<f64> {
         .collect();
     let mut reply_bytes = Vec::new();
     wire::write_argv(&mut reply_bytes, &reply)?;
+    Ok(reply_bytes)
+}
+
+/// Answers one stand-in connection: reads the request, writes `reply`.
+fn stand_in_answer(s: &std::os::unix::net::UnixStream, reply: &[u8]) -> Result<()> {
+    let mut r = std::io::BufReader::new(s);
+    wire::read_bytes(&mut r, tags::CDIR, 1 << 16)?;
+    wire::read_argv(&mut r, ArgvLimits::default())?;
+    let mut s = s;
+    s.write_all(reply)?;
+    Ok(())
+}
+
+/// The median round trip of `n` of `commands` (in turn) against `socket`.
+fn floor_median(socket: &Path, commands: &[Compile], n: usize) -> Result<f64> {
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        round_trip(socket, &commands[i % commands.len()])?;
+        times.push(ms(t.elapsed()));
+    }
+    Ok(median(&mut times))
+}
+
+/// The round-trip floor: the median latency of the same requests against a stand-in
+/// server (a thread of this process) that reads each request and answers at once with
+/// `paths` made-up paths. What the socket, the kernel and this client cost any include
+/// server, before it does any work.
+fn round_trip_floor(commands: &[Compile], paths: usize) -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let socket = dir.path().join("floor.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket)?;
+    let reply_bytes = stand_in_reply(paths)?;
     let n = commands.len().clamp(300, 2000);
     let server = std::thread::spawn(move || -> Result<()> {
         for _ in 0..n {
             let (s, _) = listener.accept()?;
-            let mut r = std::io::BufReader::new(&s);
-            wire::read_bytes(&mut r, tags::CDIR, 1 << 16)?;
-            wire::read_argv(&mut r, ArgvLimits::default())?;
-            (&s).write_all(&reply_bytes)?;
+            stand_in_answer(&s, &reply_bytes)?;
         }
         Ok(())
     });
-    let mut times = Vec::with_capacity(n);
-    for i in 0..n {
-        let t = Instant::now();
-        round_trip(&socket, &commands[i % commands.len()])?;
-        times.push(ms(t.elapsed()));
-    }
+    let floor = floor_median(&socket, commands, n)?;
     server.join().expect("stand-in server thread")?;
-    Ok(median(&mut times))
+    Ok(floor)
+}
+
+/// The same floor with the stand-in in a process of its own (this program again, with
+/// `--stand-in`), as every include server is: waking another process costs more than
+/// waking a thread of the client's own on some machines (virtual ones especially).
+fn round_trip_floor_process(commands: &[Compile], paths: usize) -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let socket = dir.path().join("floor.sock");
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("--stand-in")
+        .arg(&socket)
+        .arg("--stand-in-paths")
+        .arg(paths.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting the stand-in server")?;
+    // It prints a line once it listens.
+    let mut line = String::new();
+    let ready = std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().context("stand-in stdout")?),
+        &mut line,
+    );
+    let floor = match ready {
+        Ok(n) if n > 0 => floor_median(&socket, commands, commands.len().clamp(300, 2000)),
+        _ => Err(anyhow::anyhow!("the stand-in server did not start")),
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    floor
+}
+
+/// `--stand-in`: serves until killed.
+fn stand_in(socket: &Path, paths: usize) -> Result<()> {
+    let listener = std::os::unix::net::UnixListener::bind(socket)?;
+    let reply = stand_in_reply(paths)?;
+    println!("listening");
+    std::io::stdout().flush()?;
+    loop {
+        let (s, _) = listener.accept()?;
+        stand_in_answer(&s, &reply)?;
+    }
 }
 
 fn print_table(label: &str, reports: &[Report]) {
@@ -721,6 +794,12 @@ fn print_table(label: &str, reports: &[Report]) {
     row(
         "round-trip floor (stand-in server)",
         &|r| r.round_trip_floor_ms,
+        "ms",
+        false,
+    );
+    row(
+        "round-trip floor (stand-in server process)",
+        &|r| r.round_trip_floor_process_ms,
         "ms",
         false,
     );

@@ -257,7 +257,7 @@ fn run() -> Result<ExitCode> {
         let (Some(r), Some(p)) = (&c.rust, &c.python) else {
             continue;
         };
-        let rows: [(&str, f64, f64, &str); 9] = [
+        let rows: [(&str, f64, f64, &str); 10] = [
             ("launcher start-up", r.startup_ms, p.startup_ms, "ms"),
             (
                 "cold first request (nothing saved: the compiler is probed)",
@@ -282,6 +282,12 @@ fn run() -> Result<ExitCode> {
                 "round-trip floor (stand-in server answering at once)",
                 r.round_trip_floor_ms,
                 p.round_trip_floor_ms,
+                "ms",
+            ),
+            (
+                "round-trip floor, the stand-in in a process of its own",
+                r.round_trip_floor_process_ms,
+                p.round_trip_floor_process_ms,
                 "ms",
             ),
             ("server CPU, whole run", r.cpu_seconds, p.cpu_seconds, "s"),
