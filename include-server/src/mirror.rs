@@ -112,11 +112,21 @@ pub struct Mirror {
     shadow: Mutex<Shadow>,
     /// Realpaths of the directories on the way to shadowed paths.
     fs: FsCache,
-    compressed: Mutex<HashMap<PathBuf, Arc<Mutex<bool>>>>,
+    compressed: Mutex<HashMap<PathBuf, Arc<Mutex<Written>>>>,
     files_compressed: AtomicU64,
     compression_hits: AtomicU64,
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
+}
+
+/// Whether a compressed output is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Written {
+    #[default]
+    No,
+    /// By [`Mirror::precompress`], for a reply still to come (not a hit for it).
+    Ahead,
+    Yes,
 }
 
 /// The shadow-tree state of a generation (spec 4.6, 4.8).
@@ -306,7 +316,9 @@ impl Mirror {
             })
             .map(|(k, _)| k)
             .collect();
-        let mut made = self.compress_all(closure, &todo, &mut reply)?.into_iter();
+        let mut made = self
+            .compress_all(closure, &todo, false, &mut reply)?
+            .into_iter();
         for ((k, file), known) in closure.files.iter().enumerate().zip(known) {
             let id = ids.map(|i| (i.table.serial, i.files[k]));
             let out = match known {
@@ -340,6 +352,24 @@ impl Mirror {
                 .cloned(),
         );
         Ok(reply)
+    }
+
+    /// Compresses the files of a closure a reply will probably list (the analysis's
+    /// while the compiler is still probed, with guessed directories), so that the reply
+    /// finds them written. Only the compressed copies are made, none of the shadow tree
+    /// or the system links (those depend on the real directories). A file that fails is
+    /// left for the reply to meet.
+    pub fn precompress(&self, closure: &Closure) {
+        // Nothing under a system dir, guessed or already linked (writing under a link
+        // would write into the client's own directory).
+        let linked = self.lock_shadow().system_dirs.clone();
+        let todo: Vec<usize> = (0..closure.files.len())
+            .filter(|&k| {
+                let f = &closure.files[k].realpath;
+                !under_any(f, &closure.system_dirs) && !under_any(f, &linked)
+            })
+            .collect();
+        let _ = self.compress_all(closure, &todo, true, &mut Reply::default());
     }
 
     fn lock_shadow(&self) -> MutexGuard<'_, Shadow> {
@@ -518,11 +548,12 @@ impl Mirror {
         &self,
         closure: &Closure,
         todo: &[usize],
+        ahead: bool,
         reply: &mut Reply,
     ) -> Result<Vec<Arc<Path>>, MirrorError> {
         let one = |k: usize, reply: &mut Reply| -> Result<Arc<Path>, MirrorError> {
             let file = &closure.files[k];
-            self.compress_file(&file.realpath, file.abs_spelling.as_deref(), reply)
+            self.compress_file(&file.realpath, file.abs_spelling.as_deref(), ahead, reply)
                 .map(Arc::from)
         };
         let threads = crate::available_cores()
@@ -578,6 +609,7 @@ impl Mirror {
         &self,
         realpath: &Path,
         abs_spelling: Option<&Path>,
+        ahead: bool,
         reply: &mut Reply,
     ) -> Result<PathBuf, MirrorError> {
         let mut out = self.under_root(realpath).into_os_string();
@@ -592,7 +624,11 @@ impl Mirror {
             map.entry(out.clone()).or_default().clone()
         };
         let mut done = cell.lock().unwrap_or_else(|e| e.into_inner());
-        if *done {
+        if *done == Written::Ahead && !ahead {
+            *done = Written::Yes;
+            return Ok(out);
+        }
+        if *done != Written::No {
             self.compression_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(out);
         }
@@ -631,7 +667,7 @@ impl Mirror {
             let _ = fs::remove_file(&out);
             return Err(MirrorError::Write { path: out, error });
         }
-        *done = true;
+        *done = if ahead { Written::Ahead } else { Written::Yes };
         self.files_compressed.fetch_add(1, Ordering::Relaxed);
         self.bytes_read
             .fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -647,7 +683,7 @@ impl Mirror {
 /// At most this many threads compress a reply's files.
 const COMPRESSING_THREADS: usize = 4;
 /// A thread is added for each this many files to compress.
-const FILES_PER_COMPRESSING_THREAD: usize = 8;
+const FILES_PER_COMPRESSING_THREAD: usize = 4;
 
 /// The target of a system-directory link: `"../"` × (20 + slashes in `dir`) followed by
 /// `dir` without its leading `/`. It climbs out of any distccd temp root of at most 20
@@ -1113,6 +1149,55 @@ mod tests {
             Err(MirrorError::Read { path, .. }) => assert_eq!(path, fx.proj.join("sub/missing.h")),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Files compressed ahead of their reply are written once and count as compressed,
+    /// not as hits; none is written under a linked system dir.
+    #[test]
+    fn precompressed_files_are_the_replys() {
+        let fx = fixture(false);
+        let c = closure(&fx.proj);
+        fx.mirror.precompress(&Closure {
+            system_dirs: Default::default(),
+            paths_used: Vec::new(),
+            ..c.clone()
+        });
+        let ahead = fx.mirror.stats();
+        assert_eq!((ahead.files_compressed, ahead.compression_hits), (5, 0));
+        let reply = fx.mirror.reply_for(&c).unwrap();
+        let after = fx.mirror.stats();
+        assert_eq!((after.files_compressed, after.compression_hits), (5, 0));
+        for (file, out) in c.files.iter().zip(&reply.paths) {
+            let mut want = Vec::new();
+            if let Some(a) = &file.abs_spelling {
+                want.extend_from_slice(format!("#line 1 \"{}\"\n", a.display()).as_bytes());
+            }
+            want.extend_from_slice(&fs::read(&file.realpath).unwrap());
+            assert_eq!(fs::read(out).unwrap(), lzo::compress(&want).unwrap());
+        }
+        fx.mirror.reply_for(&c).unwrap();
+        assert_eq!(fx.mirror.stats().compression_hits, 5);
+
+        // A system dir linked by a reply: a guessed closure's file under it is skipped.
+        let sys = fx.proj.join("sys");
+        fs::create_dir_all(&sys).unwrap();
+        fs::write(sys.join("s.h"), "int s;\n").unwrap();
+        let linked = Closure {
+            system_dirs: Arc::new(vec![sys.clone()]),
+            ..closure(&fx.proj)
+        };
+        fx.mirror.reply_for(&linked).unwrap();
+        fx.mirror.precompress(&Closure {
+            files: Arc::new(vec![ClosureFile {
+                realpath: sys.join("s.h"),
+                abs_spelling: None,
+            }]),
+            paths_used: Vec::new(),
+            system_dirs: Default::default(),
+            ids: None,
+        });
+        assert!(!sys.join("s.h.lzo").exists());
+        assert_eq!(fx.mirror.stats().files_compressed, 5);
     }
 
     #[test]

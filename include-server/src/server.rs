@@ -742,9 +742,15 @@ impl Shared {
     fn cover(&self, request: &Request, tu: &str) -> Result<Vec<Arc<Path>>, Fallback> {
         self.check_triggers();
         let mirror = self.current();
+        // A first request's files are compressed while the compiler is still probed.
         let closure = self
             .analyzer
-            .analyze(&request.cwd, &request.argv, self.options.cpu_budget)
+            .analyze_while(
+                &request.cwd,
+                &request.argv,
+                self.options.cpu_budget,
+                &mut |guess| mirror.precompress(guess),
+            )
             .map_err(|e| Fallback::new(e.reason(), e.to_string()))?;
         self.verify(request, &closure)?;
         let reply = mirror

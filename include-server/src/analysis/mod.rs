@@ -332,6 +332,20 @@ impl Analyzer {
         argv: &[Vec<u8>],
         cpu_budget: Duration,
     ) -> Result<Closure, AnalysisError> {
+        self.analyze_while(cwd, argv, cpu_budget, &mut |_| {})
+    }
+
+    /// [`Analyzer::analyze`]; when the compiler must be probed, `guessed` gets the
+    /// closure of the walk made with guessed directories while it runs (its
+    /// `system_dirs` the guessed ones, no ids): work for the reply may start before the
+    /// probe ends, as the closure is usually the same.
+    pub fn analyze_while(
+        &self,
+        cwd: &Path,
+        argv: &[Vec<u8>],
+        cpu_budget: Duration,
+        guessed: &mut dyn FnMut(&Closure),
+    ) -> Result<Closure, AnalysisError> {
         let mut budget = cputime::Budget::start(cpu_budget);
         let cmd = command::parse(argv).map_err(AnalysisError::CommandLine)?;
         if !cwd.is_absolute() {
@@ -347,7 +361,7 @@ impl Analyzer {
         let (cfg, system_dirs) = match gen.setups.get(&setup_key[..]) {
             Some(hit) => hit,
             None => {
-                let setup = self.setup(&gen, cwd, &cmd, &mut budget)?;
+                let setup = self.setup(&gen, cwd, &cmd, &mut budget, guessed)?;
                 gen.setups.insert_if_absent(setup_key.into(), setup)
             }
         };
@@ -400,6 +414,7 @@ impl Analyzer {
         cwd: &Path,
         cmd: &command::CompileCommand,
         limit: Duration,
+        guessed: &mut dyn FnMut(&Closure),
     ) {
         let path_env = self.config.probe_path.as_deref();
         let Some(guess) = probe::resolve_compiler(&cmd.compiler, cwd, path_env)
@@ -408,11 +423,20 @@ impl Analyzer {
             return;
         };
         let cfg = gen.config(search_config(gen, cwd, cmd, &guess));
-        let _ = walk(
+        let walked = walk(
             &mut self.ctx(gen, cfg, cputime::Budget::start(limit)),
             cwd,
             cmd,
         );
+        let Ok((roots, total)) = walked else { return };
+        let source_real = roots.last().expect("the source is a root").real.clone();
+        let m = materialize(gen, &total, source_real);
+        guessed(&Closure {
+            files: m.files,
+            paths_used: Vec::new(),
+            system_dirs: Arc::new(system_dirs(&guess)),
+            ids: None,
+        });
     }
 
     /// A walk's context in `gen` with the search configuration `cfg`.
@@ -543,6 +567,7 @@ impl Analyzer {
         cwd: &Path,
         cmd: &command::CompileCommand,
         budget: &mut cputime::Budget,
+        guessed: &mut dyn FnMut(&Closure),
     ) -> Result<graph::Setup, AnalysisError> {
         for d in &cmd.defines {
             let text = [d.lhs.as_slice(), b" ", d.value.as_slice()].concat();
@@ -567,7 +592,7 @@ impl Analyzer {
                 Some(d) => d,
                 None => {
                     let limit = budget.limit();
-                    let walk = || self.walk_while_probing(gen, cwd, cmd, limit);
+                    let walk = || self.walk_while_probing(gen, cwd, cmd, limit, guessed);
                     let d = budget
                         .exclude(|| self.probe(&key, cwd, walk))
                         .map_err(AnalysisError::CompilerProbe)?;
@@ -579,13 +604,7 @@ impl Analyzer {
             }
         };
         let key = search_config(gen, cwd, cmd, &defaults);
-        let mut system_dirs = defaults.angle.clone();
-        for q in &defaults.quote {
-            if !system_dirs.contains(q) {
-                system_dirs.push(q.clone());
-            }
-        }
-        Ok((gen.config(key), Arc::new(system_dirs)))
+        Ok((gen.config(key), Arc::new(system_dirs(&defaults))))
     }
 
     /// Drops every cache (a `--stat_reset_triggers` change or a new generation).
@@ -616,6 +635,18 @@ impl Analyzer {
 
 /// A closure's files as the reply lists them: one entry per realpath (a file reached by an
 /// absolute spelling too is shipped as `.abs`), the source first, with their ids.
+/// A compiler's default directories as a closure lists them: angle first, then the
+/// quote-only ones.
+fn system_dirs(defaults: &probe::Defaults) -> Vec<PathBuf> {
+    let mut dirs = defaults.angle.clone();
+    for q in &defaults.quote {
+        if !dirs.contains(q) {
+            dirs.push(q.clone());
+        }
+    }
+    dirs
+}
+
 fn materialize(gen: &Generation, total: &Summary, source_real: Arc<Path>) -> closure::Materialized {
     let mut files: Vec<ClosureFile> = Vec::with_capacity(total.files.len() as usize);
     let mut file_ids: Vec<u32> = Vec::with_capacity(files.capacity());
