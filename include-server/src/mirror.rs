@@ -120,12 +120,13 @@ pub struct Mirror {
 }
 
 /// Whether a compressed output is written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 enum Written {
     #[default]
     No,
-    /// By [`Mirror::precompress`], for a reply still to come (not a hit for it).
-    Ahead,
+    /// Compressed by [`Mirror::precompress`], to be written by the reply that lists it
+    /// (not a hit for it): the reply's shadow-tree walk makes its directory first.
+    Ahead(Vec<u8>),
     Yes,
 }
 
@@ -356,9 +357,9 @@ impl Mirror {
 
     /// Compresses the files of a closure a reply will probably list (the analysis's
     /// while the compiler is still probed, with guessed directories), so that the reply
-    /// finds them written. Only the compressed copies are made, none of the shadow tree
-    /// or the system links (those depend on the real directories). A file that fails is
-    /// left for the reply to meet.
+    /// only writes them. Nothing is written to the root: the reply's shadow-tree walk
+    /// makes the directories (and tells which it made), and what is under a system link
+    /// depends on the real directories. A file that fails is left for the reply to meet.
     pub fn precompress(&self, closure: &Closure) {
         // Nothing under a system dir, guessed or already linked (writing under a link
         // would write into the client's own directory).
@@ -624,29 +625,28 @@ impl Mirror {
             map.entry(out.clone()).or_default().clone()
         };
         let mut done = cell.lock().unwrap_or_else(|e| e.into_inner());
-        if *done == Written::Ahead && !ahead {
-            *done = Written::Yes;
-            return Ok(out);
-        }
-        if *done != Written::No {
-            self.compression_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(out);
-        }
-        let mut data = Vec::new();
-        if let Some(spelling) = abs_spelling {
-            data.extend_from_slice(b"#line 1 \"");
-            data.extend_from_slice(spelling.as_os_str().as_bytes());
-            data.extend_from_slice(b"\"\n");
-        }
-        let content = fs::read(realpath).map_err(|error| MirrorError::Read {
-            path: realpath.to_path_buf(),
-            error,
-        })?;
-        data.extend_from_slice(&content);
-        let packed = lzo::compress(&data).map_err(|error| MirrorError::Compress {
-            path: realpath.to_path_buf(),
-            error,
-        })?;
+        let packed = match std::mem::take(&mut *done) {
+            Written::No => None,
+            Written::Ahead(packed) if !ahead => Some(packed),
+            was => {
+                if was == Written::Yes {
+                    self.compression_hits.fetch_add(1, Ordering::Relaxed);
+                }
+                *done = was;
+                return Ok(out);
+            }
+        };
+        let packed = match packed {
+            Some(packed) => packed,
+            None => {
+                let packed = self.compress(realpath, abs_spelling, reply)?;
+                if ahead {
+                    *done = Written::Ahead(packed);
+                    return Ok(out);
+                }
+                packed
+            }
+        };
         let werr = |path: &Path| {
             let path = path.to_path_buf();
             move |error| MirrorError::Write { path, error }
@@ -667,7 +667,33 @@ impl Mirror {
             let _ = fs::remove_file(&out);
             return Err(MirrorError::Write { path: out, error });
         }
-        *done = if ahead { Written::Ahead } else { Written::Yes };
+        *done = Written::Yes;
+        Ok(out)
+    }
+
+    /// `realpath`'s content (after a `#line 1` line naming `abs_spelling`, if any),
+    /// LZO-compressed; counted.
+    fn compress(
+        &self,
+        realpath: &Path,
+        abs_spelling: Option<&Path>,
+        reply: &mut Reply,
+    ) -> Result<Vec<u8>, MirrorError> {
+        let mut data = Vec::new();
+        if let Some(spelling) = abs_spelling {
+            data.extend_from_slice(b"#line 1 \"");
+            data.extend_from_slice(spelling.as_os_str().as_bytes());
+            data.extend_from_slice(b"\"\n");
+        }
+        let content = fs::read(realpath).map_err(|error| MirrorError::Read {
+            path: realpath.to_path_buf(),
+            error,
+        })?;
+        data.extend_from_slice(&content);
+        let packed = lzo::compress(&data).map_err(|error| MirrorError::Compress {
+            path: realpath.to_path_buf(),
+            error,
+        })?;
         self.files_compressed.fetch_add(1, Ordering::Relaxed);
         self.bytes_read
             .fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -676,7 +702,7 @@ impl Mirror {
         reply.files_compressed += 1;
         reply.bytes_read += data.len() as u64;
         reply.bytes_written += packed.len() as u64;
-        Ok(out)
+        Ok(packed)
     }
 }
 
@@ -1151,8 +1177,8 @@ mod tests {
         }
     }
 
-    /// Files compressed ahead of their reply are written once and count as compressed,
-    /// not as hits; none is written under a linked system dir.
+    /// Files compressed ahead of their reply are written by it and count as compressed,
+    /// not as hits; none is compressed under a linked system dir.
     #[test]
     fn precompressed_files_are_the_replys() {
         let fx = fixture(false);
@@ -1164,6 +1190,9 @@ mod tests {
         });
         let ahead = fx.mirror.stats();
         assert_eq!((ahead.files_compressed, ahead.compression_hits), (5, 0));
+        // Nothing is written before the reply: its shadow-tree walk makes the directories.
+        let main_out = fx.mirror.under_root(&fx.proj.join("main.c.lzo"));
+        assert!(!main_out.exists() && !main_out.parent().unwrap().exists());
         let reply = fx.mirror.reply_for(&c).unwrap();
         let after = fx.mirror.stats();
         assert_eq!((after.files_compressed, after.compression_hits), (5, 0));
