@@ -317,21 +317,24 @@ impl Mirror {
             })
             .map(|(k, _)| k)
             .collect();
-        let mut made = self
-            .compress_all(closure, &todo, false, &mut reply)?
-            .into_iter();
-        for ((k, file), known) in closure.files.iter().enumerate().zip(known) {
+        // The outputs made now, by file index.
+        let mut made: Vec<Option<Arc<Path>>> = vec![None; closure.files.len()];
+        for (k, out) in todo
+            .iter()
+            .zip(self.compress_all(closure, &todo, false, &mut reply)?)
+        {
+            made[*k] = Some(out);
+        }
+        for (k, (known, made)) in known.into_iter().zip(made).enumerate() {
             let id = ids.map(|i| (i.table.serial, i.files[k]));
-            let out = match known {
-                Some(out) => {
+            let out = match (known, made) {
+                (Some(out), _) => {
                     self.compression_hits.fetch_add(1, Ordering::Relaxed);
                     out
                 }
-                None => {
-                    if under_any(&file.realpath, &system_dirs) {
-                        continue;
-                    }
-                    let out = made.next().expect("one output per file to compress");
+                // Under a system dir.
+                (None, None) => continue,
+                (None, Some(out)) => {
                     if let Some((serial, id)) = id {
                         let mut shadow = self.lock_shadow();
                         if shadow.ids_serial == serial {
@@ -361,8 +364,7 @@ impl Mirror {
     /// makes the directories (and tells which it made), and what is under a system link
     /// depends on the real directories. A file that fails is left for the reply to meet.
     pub fn precompress(&self, closure: &Closure) {
-        // Nothing under a system dir, guessed or already linked (writing under a link
-        // would write into the client's own directory).
+        // Nothing under a system dir, guessed or already linked: no reply writes those.
         let linked = self.lock_shadow().system_dirs.clone();
         let todo: Vec<usize> = (0..closure.files.len())
             .filter(|&k| {
