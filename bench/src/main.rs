@@ -8,7 +8,8 @@
 //!   fresh starts);
 //! - warm: the median and 90th percentile of the sequential passes after the first over
 //!   every command;
-//! - throughput with 1, 4 and 16 concurrent clients (requests per second, wall time);
+//! - throughput with 1, 4 and 16 concurrent clients (requests per second, wall time;
+//!   the median of three rounds of a second or more per level);
 //! - the server's CPU time and peak memory (`VmHWM`), files per reply, fall-backs.
 //!
 //! The two servers take turns, so that a slow stretch of a shared machine falls on both
@@ -470,51 +471,78 @@ fn measure(
     Ok(reports)
 }
 
-/// Requests each throughput measurement sends (unless it reaches 20 s first).
-const THROUGHPUT_REQUESTS: usize = 4000;
+/// Rounds of the throughput test: every level runs once per round, and each level's
+/// figure is its median over the rounds, so that one busy second of a shared machine
+/// does not decide it.
+const THROUGHPUT_ROUNDS: usize = 3;
+/// How long one measurement keeps its clients sending requests (at least
+/// `THROUGHPUT_MIN_REQUESTS` of them, at most `THROUGHPUT_CAP`).
+const THROUGHPUT_SPAN: Duration = Duration::from_secs(1);
+const THROUGHPUT_MIN_REQUESTS: usize = 200;
+const THROUGHPUT_CAP: Duration = Duration::from_secs(20);
 
-/// Requests per second with each number of concurrent `clients`.
+/// Requests per second with each number of concurrent `clients`: the median of
+/// `THROUGHPUT_ROUNDS` rounds, the levels' order alternating from round to round
+/// (1 4 16, 16 4 1, ...). A server that served nothing in a whole round (the reference
+/// on Boost, which gives up on every request) is not given more rounds.
 fn throughput(
     server: &Arc<Server>,
     commands: &[Compile],
     clients: &[usize],
 ) -> Result<Vec<(usize, f64)>> {
-    let mut out = Vec::new();
-    for &n in clients {
-        // Over the commands again and again, 4,000 requests (a second or more, so that
-        // starting the clients is not part of what is measured), or 20 s, whichever
-        // ends first.
-        let total = THROUGHPUT_REQUESTS;
-        let cap = Duration::from_secs(20);
-        let done = Arc::new(AtomicUsize::new(0));
-        let next = Arc::new(AtomicUsize::new(0));
-        let commands = Arc::new(commands.to_vec());
-        let t = Instant::now();
-        let handles: Vec<_> = (0..n)
-            .map(|_| {
-                let (server, next, commands) = (server.clone(), next.clone(), commands.clone());
-                let done = done.clone();
-                std::thread::spawn(move || -> Result<()> {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        if i >= total || t.elapsed() > cap {
-                            return Ok(());
-                        }
-                        // A failed request is not counted as served.
-                        if server.request(&commands[i % commands.len()]).is_ok() {
-                            done.fetch_add(1, Ordering::SeqCst);
-                        }
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().expect("client thread")?;
+    let commands = Arc::new(commands.to_vec());
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); clients.len()];
+    for round in 0..THROUGHPUT_ROUNDS {
+        let mut served = 0.0;
+        for k in order(clients.len(), round) {
+            let rate = throughput_once(server, &commands, clients[k])?;
+            served += rate;
+            rates[k].push(rate);
         }
-        let done = done.load(Ordering::SeqCst);
-        out.push((n, done as f64 / t.elapsed().as_secs_f64()));
+        if served == 0.0 {
+            break;
+        }
     }
-    Ok(out)
+    Ok(clients
+        .iter()
+        .zip(&mut rates)
+        .map(|(&n, r)| (n, median(r)))
+        .collect())
+}
+
+/// One throughput measurement: `n` clients send the commands again and again until
+/// `THROUGHPUT_SPAN` has passed and `THROUGHPUT_MIN_REQUESTS` were sent, or
+/// `THROUGHPUT_CAP` has passed; requests served per second of wall time.
+fn throughput_once(server: &Arc<Server>, commands: &Arc<Vec<Compile>>, n: usize) -> Result<f64> {
+    let done = Arc::new(AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(0));
+    let t = Instant::now();
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let (server, next, commands) = (server.clone(), next.clone(), commands.clone());
+            let done = done.clone();
+            std::thread::spawn(move || -> Result<()> {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let spent = t.elapsed();
+                    if (i >= THROUGHPUT_MIN_REQUESTS && spent >= THROUGHPUT_SPAN)
+                        || spent >= THROUGHPUT_CAP
+                    {
+                        return Ok(());
+                    }
+                    // A failed request is not counted as served.
+                    if server.request(&commands[i % commands.len()]).is_ok() {
+                        done.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("client thread")?;
+    }
+    let done = done.load(Ordering::SeqCst);
+    Ok(done as f64 / t.elapsed().as_secs_f64())
 }
 
 /// The realpaths of the files a reply ships: `.lzo`/`.lzo.abs` entries with the client
