@@ -20,7 +20,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use super::cputime::Budget;
 use super::fscache::FsCache;
-use super::macros::{self, EvalError, Evaluation, HeaderName, MacroDef, MacroTable, Sym};
+use super::macros::{self, Checked, EvalError, Evaluation, HeaderName, MacroDef, MacroTable, Sym};
 use super::probe::{Defaults, ProbeKey};
 use super::scan::{self, IncludeForm};
 use super::shard::ShardedMap;
@@ -171,11 +171,13 @@ pub struct Edges {
     pub approximated: bool,
     /// A computed include was evaluated exactly.
     pub exact_computed: bool,
+    /// When `deps` were last found current.
+    pub checked: Checked,
 }
 
 impl Edges {
     fn valid(&self, table: &MacroTable) -> bool {
-        self.deps.iter().all(|(s, v)| table.version(s) == *v)
+        table.current(&self.deps, &self.checked)
     }
 }
 
@@ -1149,6 +1151,7 @@ impl Ctx<'_> {
             deps,
             approximated,
             exact_computed,
+            checked: Checked::default(),
         });
         self.gen.edges.insert(key, e.clone());
         Ok(e)

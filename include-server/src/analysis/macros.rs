@@ -360,6 +360,22 @@ pub struct MacroTable {
     sorting: std::sync::RwLock<()>,
     /// Definitions not entered yet, by the hash of the name, in shards.
     waiting: Vec<std::sync::Mutex<rustc_hash::FxHashMap<u64, Vec<Waiting>>>>,
+    /// Grows (from 1) whenever a symbol's version may have grown: a file's definitions
+    /// queued, a definition or an undefinition entered, the table cleared. A result
+    /// whose dependencies were all current at epoch `e` is still current while the
+    /// epoch is `e` ([`MacroTable::current`]).
+    epoch: std::sync::atomic::AtomicU64,
+}
+
+/// The epoch at which a result's dependencies were last found current (0: never), kept
+/// with the result so that a warm request checks one number instead of every symbol.
+#[derive(Debug, Default)]
+pub struct Checked(std::sync::atomic::AtomicU64);
+
+impl Clone for Checked {
+    fn clone(&self) -> Self {
+        Checked(self.0.load(std::sync::atomic::Ordering::Relaxed).into())
+    }
 }
 
 impl Default for MacroTable {
@@ -370,6 +386,7 @@ impl Default for MacroTable {
             files_pending: Default::default(),
             sorting: Default::default(),
             waiting: (0..WAITING_SHARDS).map(|_| Default::default()).collect(),
+            epoch: 1.into(),
         }
     }
 }
@@ -411,6 +428,35 @@ impl MacroTable {
         });
         self.files_pending
             .store(true, std::sync::atomic::Ordering::Release);
+        drop(q);
+        self.advance();
+    }
+
+    /// A symbol's version may have grown.
+    fn advance(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Whether every symbol of `deps` still has the version recorded with it. `checked`
+    /// remembers the epoch of the last check that found them so: while nothing was
+    /// defined since, the answer is yes without looking any symbol up. (Versions only
+    /// grow, so a result once stale stays stale and is never marked.)
+    pub fn current(&self, deps: &[(Sym, u64)], checked: &Checked) -> bool {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire};
+        if deps.is_empty() {
+            return true;
+        }
+        let epoch = self.epoch.load(Acquire);
+        if checked.0.load(Acquire) == epoch {
+            return true;
+        }
+        if !deps.iter().all(|(s, v)| self.version(s) == *v) {
+            return false;
+        }
+        // Current as of `epoch` (read before the look-ups): a definition made during
+        // them advanced the epoch past it, so the next call looks again.
+        checked.0.fetch_max(epoch, AcqRel);
+        true
     }
 
     fn waiting_for(
@@ -481,7 +527,7 @@ impl MacroTable {
     /// Adds a definition; returns whether it was new.
     pub fn define(&self, name: &[u8], def: MacroDef) -> bool {
         let def = Arc::new(def);
-        self.map.update(Sym::from(name), |sym| {
+        let changed = self.map.update(Sym::from(name), |sym| {
             // One entry per distinct text; the same text in several places keeps only the
             // branch constraints common to all (fewer constraints: more possibilities).
             let same = sym.defs.iter().position(|d| d.same_text(&def));
@@ -503,18 +549,27 @@ impl MacroTable {
             }
             *sym = Arc::new(s);
             true
-        })
+        });
+        if changed {
+            self.advance();
+        }
+        changed
     }
 
     /// Records that `name` may be undefined.
     pub fn undefine(&self, name: &[u8]) {
-        self.map.update(Sym::from(name), |sym| {
-            if !sym.maybe_undefined {
-                let mut s = (**sym).clone();
-                s.maybe_undefined = true;
-                *sym = Arc::new(s);
+        let changed = self.map.update(Sym::from(name), |sym| {
+            if sym.maybe_undefined {
+                return false;
             }
-        })
+            let mut s = (**sym).clone();
+            s.maybe_undefined = true;
+            *sym = Arc::new(s);
+            true
+        });
+        if changed {
+            self.advance();
+        }
     }
 
     /// The symbol's current state, if known.
@@ -535,6 +590,7 @@ impl MacroTable {
             w.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
         self.map.clear();
+        self.advance();
     }
 }
 
@@ -1520,6 +1576,29 @@ mod tests {
     use super::super::scan;
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_checked_result_stays_current_until_a_symbol_changes() {
+        let t = MacroTable::default();
+        let file = |src: &str, key: u64| {
+            let s = scan::scan(src.as_bytes());
+            t.define_later(s.defines, s.undefs, key);
+        };
+        file("#define A 1\n#define B 1\n", 1);
+        let deps = vec![(Sym::from(&b"A"[..]), t.version(b"A"))];
+        let checked = Checked::default();
+        assert!(t.current(&deps, &checked));
+        assert!(t.current(&deps, &checked));
+        // Another symbol changes: looked up again, still current.
+        file("#define B 2\n", 2);
+        assert!(t.current(&deps, &checked));
+        // A queued definition of A, not yet entered, makes it stale at once.
+        file("#define A 2\n", 3);
+        assert!(!t.current(&deps, &checked));
+        assert!(!t.current(&deps, &checked));
+        // Nothing to depend on: always current.
+        assert!(t.current(&[], &Checked::default()));
+    }
 
     #[test]
     fn queued_definitions_are_seen_by_every_later_read() {
