@@ -31,7 +31,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use super::graph::{join, Ctx, Edges, Node, PathBytes};
-use super::macros::{MacroTable, Sym};
+use super::macros::{Checked, MacroTable, Sym};
 use super::shard::ShardedMap;
 use super::AnalysisError;
 
@@ -115,6 +115,8 @@ pub struct Summary {
     pub exact_nodes: Vec<Node>,
     /// The reply's file list, made once for a memoized closure of a source.
     pub materialized: std::sync::OnceLock<Materialized>,
+    /// When `deps` were last found current.
+    pub checked: Checked,
 }
 
 /// A closure's files as a reply lists them (see `analysis::materialize`).
@@ -131,7 +133,7 @@ pub struct Materialized {
 impl Summary {
     /// Whether every symbol it depends on still has the version it saw.
     pub fn valid(&self, table: &MacroTable) -> bool {
-        self.deps.iter().all(|(s, v)| table.version(s) == *v)
+        table.current(&self.deps, &self.checked)
     }
 
     /// Adds what `other` reaches.
@@ -179,6 +181,9 @@ pub struct Closures {
     pub files: Interner<FileKey, FileEntry>,
     /// Closures by node.
     pub memo: ShardedMap<MemoKey, Arc<Summary>>,
+    /// Closures not of one node (a request's `-include` files and source together, or
+    /// an approximated closure widened, see `analysis::union_of`), by their roots.
+    pub unions: ShardedMap<Box<[MemoKey]>, Arc<Summary>>,
 }
 
 impl Default for Closures {
@@ -189,11 +194,12 @@ impl Default for Closures {
             texts: Interner::default(),
             files: Interner::default(),
             memo: ShardedMap::default(),
+            unions: ShardedMap::default(),
         }
     }
 }
 
-fn memo_key(ctx: &Ctx<'_>, n: &Node) -> MemoKey {
+pub fn memo_key(ctx: &Ctx<'_>, n: &Node) -> MemoKey {
     (
         ctx.cfg.id,
         PathBytes(n.real.clone()),

@@ -168,8 +168,8 @@ pub struct ClosureIds {
     /// The closure's sets: its text ids ([`closure::TextEntry`]) are walked into the
     /// shadow tree.
     pub summary: Arc<Summary>,
-    /// `summary` is a node's memoized closure (held by the generation), not one made
-    /// for this request alone.
+    /// `summary` is held by the generation (a node's memoized closure or a union of
+    /// closures), not made for this request alone.
     pub memoized: bool,
     /// The file id ([`closure::FileEntry`]) of each of [`Closure::files`].
     pub files: Arc<Vec<u32>>,
@@ -377,9 +377,7 @@ impl Analyzer {
             Some(m) => m,
             None => {
                 let m = materialize(&gen, &total, source_real);
-                if roots.len() == 1 {
-                    let _ = total.materialized.set(m.clone());
-                }
+                let _ = total.materialized.set(m.clone());
                 m
             }
         };
@@ -389,7 +387,7 @@ impl Analyzer {
             system_dirs: system_dirs.clone(),
             ids: Some(ClosureIds {
                 table: gen.closures.clone(),
-                memoized: roots.len() == 1 && !total.approximated,
+                memoized: true,
                 summary: total,
                 files: m.ids,
             }),
@@ -784,12 +782,28 @@ fn union_of(ctx: &mut Ctx<'_>, roots: &[Node]) -> Result<Arc<Summary>, AnalysisE
             return Ok(s);
         }
     }
+    // Kept by the generation, like a node's closure: a warm request checks its
+    // dependencies instead of merging and widening again (the listings and resolutions
+    // widening uses are the generation's, fixed).
+    let key: Box<[closure::MemoKey]> = roots.iter().map(|r| closure::memo_key(ctx, r)).collect();
+    if let Some(s) = ctx.gen.closures.unions.get(&key) {
+        if s.valid(&ctx.gen.macros) {
+            return Ok(s);
+        }
+    }
+    let total = Arc::new(widened_union(ctx, roots)?);
+    ctx.gen.closures.unions.insert(key, total.clone());
+    Ok(total)
+}
+
+/// [`union_of`], computed.
+fn widened_union(ctx: &mut Ctx<'_>, roots: &[Node]) -> Result<Summary, AnalysisError> {
     let mut total = Summary::default();
     for r in roots {
         total.merge(&*closure::closure(ctx, r.clone())?);
     }
     if !total.approximated {
-        return Ok(Arc::new(total));
+        return Ok(total);
     }
     let mut widened: FxHashSet<(PathBytes, PathBytes)> = FxHashSet::default();
     loop {
@@ -800,7 +814,7 @@ fn union_of(ctx: &mut Ctx<'_>, roots: &[Node]) -> Result<Arc<Summary>, AnalysisE
             .cloned()
             .collect();
         if pending.is_empty() {
-            return Ok(Arc::new(total));
+            return Ok(total);
         }
         for n in pending {
             let mut children = Vec::new();

@@ -351,6 +351,33 @@ fn macro_accumulation_and_fixpoint() {
 }
 
 #[test]
+fn a_union_of_roots_is_kept_until_a_symbol_it_read_changes() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    write(r, "pre.h", "#define CFG \"a.h\"\n");
+    write(r, "x.c", "#include CFG\n");
+    write(r, "a.h", "");
+    write(r, "b.h", "");
+    write(r, "other.c", "#include \"more.h\"\n");
+    write(r, "more.h", "#define CFG \"b.h\"\n");
+    let a = engine();
+    let cmd = argv("gcc -include pre.h -c x.c");
+    let summary = |c: &Closure| c.ids.as_ref().unwrap().summary.clone();
+    let first = a.analyze(r, &cmd, BUDGET).unwrap();
+    assert_eq!(sorted_names(&first, r), vec!["a.h", "pre.h", "x.c"]);
+    // Two roots: the union is kept, and a warm request gets the same one.
+    let again = a.analyze(r, &cmd, BUDGET).unwrap();
+    assert!(Arc::ptr_eq(&summary(&first), &summary(&again)));
+    assert!(again.ids.as_ref().unwrap().memoized);
+    // Another definition of CFG (macros accumulate over requests): the kept union is
+    // stale, and the next request covers both expansions.
+    a.analyze(r, &argv("gcc -c other.c"), BUDGET).unwrap();
+    let after = a.analyze(r, &cmd, BUDGET).unwrap();
+    assert!(!Arc::ptr_eq(&summary(&first), &summary(&after)));
+    assert_eq!(sorted_names(&after, r), vec!["a.h", "b.h", "pre.h", "x.c"]);
+}
+
+#[test]
 fn concurrent_requests_share_caches() {
     let t = tempfile::tempdir().unwrap();
     let r = t.path().to_path_buf();
