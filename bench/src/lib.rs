@@ -30,6 +30,8 @@ pub mod results {
         /// is (waking another process can cost more than waking a thread of one's own).
         pub round_trip_floor_process_ms: f64,
         pub throughput: Vec<(usize, f64)>,
+        /// The server's CPU seconds over the sequential passes (the first, then the warm
+        /// ones), before the throughput test.
         pub cpu_seconds: f64,
         pub peak_rss_mib: f64,
         pub median_files: usize,

@@ -290,7 +290,7 @@ fn run() -> Result<ExitCode> {
                 p.round_trip_floor_process_ms,
                 "ms",
             ),
-            ("server CPU, whole run", r.cpu_seconds, p.cpu_seconds, "s"),
+            ("server CPU, the sequential passes", r.cpu_seconds, p.cpu_seconds, "s"),
             ("peak memory (VmHWM)", r.peak_rss_mib, p.peak_rss_mib, "MiB"),
             (
                 "files per reply, median",
