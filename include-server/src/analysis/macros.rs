@@ -1577,13 +1577,16 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// Queues the definitions of a file with text `src`.
+    fn queue_scan(t: &MacroTable, src: &str, key: u64) {
+        let s = scan::scan(src.as_bytes());
+        t.define_later(s.defines, s.undefs, key);
+    }
+
     #[test]
     fn a_checked_result_stays_current_until_a_symbol_changes() {
         let t = MacroTable::default();
-        let file = |src: &str, key: u64| {
-            let s = scan::scan(src.as_bytes());
-            t.define_later(s.defines, s.undefs, key);
-        };
+        let file = |src: &str, key: u64| queue_scan(&t, src, key);
         file("#define A 1\n#define B 1\n", 1);
         let deps = vec![(Sym::from(&b"A"[..]), t.version(b"A"))];
         let checked = Checked::default();
@@ -1603,10 +1606,7 @@ mod tests {
     #[test]
     fn queued_definitions_are_seen_by_every_later_read() {
         let t = MacroTable::default();
-        let file = |src: &str, key: u64| {
-            let s = scan::scan(src.as_bytes());
-            t.define_later(s.defines, s.undefs, key);
-        };
+        let file = |src: &str, key: u64| queue_scan(&t, src, key);
         file("#define A 1\n#define B x\n", 1);
         assert_eq!(t.get(b"A").unwrap().defs.len(), 1);
         // Queued after the first read (which sorted the queue): still seen.
