@@ -400,7 +400,8 @@ impl Analyzer {
     /// after the probe then reuses the closures this one memoized. It is correct either
     /// way, as the memoized closures are keyed by the whole search configuration and
     /// record the macros their evaluation looked up: the probe's predefined macros,
-    /// entered after this walk, invalidate those that depended on them, and a wrong guess
+    /// entered once the compiler exits (while this walk may still run), invalidate
+    /// those whose evaluation looked them up before, and a wrong guess
     /// is another configuration, never reused. A wrong guess costs the walk's time and
     /// can only add definitions to the macro table (computed includes then have more
     /// possible expansions, never fewer).
@@ -456,12 +457,15 @@ impl Analyzer {
     }
 
     /// The compiler's defaults: saved on disk by an earlier server, or probed (and saved);
-    /// `while_running` is called while the compiler runs.
+    /// `while_running` is called while the compiler runs, and `known` with the defaults
+    /// as soon as they are known (on the thread that waited for the compiler, while
+    /// `while_running` may still run).
     fn probe(
         &self,
         key: &probe::ProbeKey,
         cwd: &Path,
         while_running: impl FnOnce(),
+        known: &(dyn Fn(&probe::Defaults) + Sync),
     ) -> Result<Arc<probe::Defaults>, String> {
         let path_env = self.config.probe_path.as_deref();
         let cache = self
@@ -474,6 +478,7 @@ impl Analyzer {
                 self.counters
                     .probe_cache_hits
                     .fetch_add(1, Ordering::Relaxed);
+                known(&d);
                 return Ok(d);
             }
         }
@@ -481,17 +486,16 @@ impl Analyzer {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         let child = probe::spawn(key, cwd, path_env)?;
-        let out = match self.prefetch() {
-            Some(prefetch) => self.finish_helping(prefetch, key, child, while_running),
+        let (out, d) = match self.prefetch() {
+            Some(prefetch) => self.finish_helping(prefetch, key, child, while_running, known),
             None => {
                 while_running();
-                probe::finish(key, child)
+                finish_probe(key, child, known)
             }
         }?;
         self.counters
             .compiler_probes
             .fetch_add(1, Ordering::Relaxed);
-        let d = probe::interpret(key, &out)?;
         if let Some(c) = cache {
             c.store(key, cwd, path_env, &out, started);
         }
@@ -499,7 +503,9 @@ impl Analyzer {
     }
 
     /// Runs `while_running` (the walk with guessed directories) while a thread of its
-    /// own waits for the compiler `child`; the compiler's output.
+    /// own waits for the compiler `child`; the compiler's output and the defaults it
+    /// gives, which that thread reads and passes to `known` at once (while the walk may
+    /// still run, often after the compiler).
     ///
     /// When the compiler has exited, that thread reads ahead for the walk until it ends,
     /// on the core the compiler leaves. While the compiler ran (about 10 ms of `cc1plus`),
@@ -517,7 +523,8 @@ impl Analyzer {
         key: &probe::ProbeKey,
         child: std::process::Child,
         while_running: impl FnOnce(),
-    ) -> Result<probe_cache::Output, String> {
+        known: &(dyn Fn(&probe::Defaults) + Sync),
+    ) -> Result<(probe_cache::Output, Arc<probe::Defaults>), String> {
         let walked = AtomicBool::new(false);
         // Set even if the walk panics: the helping thread must stop.
         struct Walked<'a>(&'a AtomicBool);
@@ -534,7 +541,7 @@ impl Analyzer {
             let waiter = std::thread::Builder::new()
                 .name("probe-wait".into())
                 .spawn_scoped(s, move || {
-                    let out = take().map(|child| probe::finish(key, child));
+                    let out = take().map(|child| finish_probe(key, child, known));
                     let _hold = hold_helpers.then(|| prefetch.hold());
                     prefetch.help_until(counters, walked);
                     out
@@ -547,7 +554,7 @@ impl Analyzer {
                 Some(out) => out,
                 // No thread could be started (or it failed): wait here.
                 None => match take() {
-                    Some(child) => probe::finish(key, child),
+                    Some(child) => finish_probe(key, child, known),
                     None => Err(format!(
                         "waiting for the probe of '{}' failed",
                         String::from_utf8_lossy(&key.compiler)
@@ -591,12 +598,17 @@ impl Analyzer {
                 None => {
                     let limit = budget.limit();
                     let walk = || self.walk_while_probing(gen, cwd, cmd, limit, guessed);
+                    // The predefined macros are entered as soon as they are known: a
+                    // walk with guessed directories still running meanwhile may read
+                    // them or not, its evaluations record the versions they saw.
+                    let enter = |d: &probe::Defaults| {
+                        for m in &d.macros {
+                            gen.define(m, 0);
+                        }
+                    };
                     let d = budget
-                        .exclude(|| self.probe(&key, cwd, walk))
+                        .exclude(|| self.probe(&key, cwd, walk, &enter))
                         .map_err(AnalysisError::CompilerProbe)?;
-                    for m in &d.macros {
-                        gen.define(m, 0);
-                    }
                     gen.probes.insert_if_absent(key, d)
                 }
             }
@@ -631,8 +643,19 @@ impl Analyzer {
     }
 }
 
-/// A closure's files as the reply lists them: one entry per realpath (a file reached by an
-/// absolute spelling too is shipped as `.abs`), the source first, with their ids.
+/// Waits for the compiler `child`; its output and the defaults it gives, passed to
+/// `known` first.
+fn finish_probe(
+    key: &probe::ProbeKey,
+    child: std::process::Child,
+    known: &(dyn Fn(&probe::Defaults) + Sync),
+) -> Result<(probe_cache::Output, Arc<probe::Defaults>), String> {
+    let out = probe::finish(key, child)?;
+    let d = probe::interpret(key, &out)?;
+    known(&d);
+    Ok((out, d))
+}
+
 /// A compiler's default directories as a closure lists them: angle first, then the
 /// quote-only ones.
 fn system_dirs(defaults: &probe::Defaults) -> Vec<PathBuf> {
@@ -645,6 +668,8 @@ fn system_dirs(defaults: &probe::Defaults) -> Vec<PathBuf> {
     dirs
 }
 
+/// A closure's files as the reply lists them: one entry per realpath (a file reached by an
+/// absolute spelling too is shipped as `.abs`), the source first, with their ids.
 fn materialize(gen: &Generation, total: &Summary, source_real: Arc<Path>) -> closure::Materialized {
     let mut files: Vec<ClosureFile> = Vec::with_capacity(total.files.len() as usize);
     let mut file_ids: Vec<u32> = Vec::with_capacity(files.capacity());
