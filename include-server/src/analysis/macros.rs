@@ -372,9 +372,11 @@ pub struct MacroTable {
 #[derive(Debug, Default)]
 pub struct Checked(std::sync::atomic::AtomicU64);
 
+/// A copy starts unchecked: the result it goes with may be changed (a merged summary
+/// gains dependencies) before its first check.
 impl Clone for Checked {
     fn clone(&self) -> Self {
-        Checked(self.0.load(std::sync::atomic::Ordering::Relaxed).into())
+        Checked::default()
     }
 }
 
