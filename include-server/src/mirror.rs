@@ -277,9 +277,7 @@ impl Mirror {
                             shadow.done_files.insert(id);
                         }
                     }
-                    if ids.memoized {
-                        shadow.done_summaries.insert(key, ids.summary.clone());
-                    }
+                    shadow.done_summaries.insert(key, ids.summary.clone());
                 }
             } else {
                 for file in closure.files.iter() {

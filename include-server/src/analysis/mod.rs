@@ -166,11 +166,9 @@ pub struct ClosureIds {
     /// The generation's tables.
     pub table: Arc<closure::Closures>,
     /// The closure's sets: its text ids ([`closure::TextEntry`]) are walked into the
-    /// shadow tree.
-    pub summary: Arc<Summary>,
-    /// `summary` is held by the generation (a node's memoized closure or a union of
+    /// shadow tree. Held by the generation (a node's memoized closure or a union of
     /// closures), not made for this request alone.
-    pub memoized: bool,
+    pub summary: Arc<Summary>,
     /// The file id ([`closure::FileEntry`]) of each of [`Closure::files`].
     pub files: Arc<Vec<u32>>,
 }
@@ -387,7 +385,6 @@ impl Analyzer {
             system_dirs: system_dirs.clone(),
             ids: Some(ClosureIds {
                 table: gen.closures.clone(),
-                memoized: true,
                 summary: total,
                 files: m.ids,
             }),

@@ -368,7 +368,6 @@ fn a_union_of_roots_is_kept_until_a_symbol_it_read_changes() {
     // Two roots: the union is kept, and a warm request gets the same one.
     let again = a.analyze(r, &cmd, BUDGET).unwrap();
     assert!(Arc::ptr_eq(&summary(&first), &summary(&again)));
-    assert!(again.ids.as_ref().unwrap().memoized);
     // Another definition of CFG (macros accumulate over requests): the kept union is
     // stale, and the next request covers both expansions.
     a.analyze(r, &argv("gcc -c other.c"), BUDGET).unwrap();
