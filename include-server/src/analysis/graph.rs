@@ -920,10 +920,8 @@ impl Ctx<'_> {
         expr: &[u8],
         soft: bool,
     ) -> Result<Option<Arc<Evaluation>>, AnalysisError> {
-        let valid =
-            |deps: &[(Sym, u64)]| deps.iter().all(|(s, v)| self.gen.macros.version(s) == *v);
         if let Some(e) = self.gen.evals.get(expr) {
-            if valid(&e.deps) && (e.complete || !soft) {
+            if self.gen.macros.current(&e.deps, &e.checked) && (e.complete || !soft) {
                 return Ok(Some(e));
             }
         }
@@ -935,7 +933,8 @@ impl Ctx<'_> {
             if soft {
                 return Ok(None);
             }
-            if valid(&deps) {
+            // A failure is checked afresh each time (it is kept without an epoch).
+            if self.gen.macros.current(&deps, &Checked::default()) {
                 return Err(limit_error(expr));
             }
         }

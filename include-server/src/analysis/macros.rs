@@ -628,6 +628,8 @@ pub struct Evaluation {
     /// False when the pass that also leaves `#undef`'d symbols unexpanded hit its bound
     /// (the names then assume every macro used is defined).
     pub complete: bool,
+    /// When `deps` were last found current.
+    pub checked: Checked,
 }
 
 type HideSet = Rc<Vec<Sym>>;
@@ -845,6 +847,7 @@ pub fn evaluate_bounded(
         names,
         deps: deps_of(seen),
         complete,
+        checked: Checked::default(),
     })
 }
 
