@@ -12,6 +12,8 @@
 //!   distccd logs after `listen()` (a pipe, with a deadline), and stops its whole process group on drop.
 //! - [`wait_until`] waits for a condition signalled by a pipe or socket, with a deadline
 //!   that reports the last error.
+//! - [`IncludeServer`] starts our include server on a socket of its own and asks it as
+//!   the distcc client does; [`shipped`] reads the files a reply ships.
 //!
 //! Nothing here sleeps: readiness comes from the daemon's own log pipe, and process exit
 //! from `wait()`.
@@ -661,6 +663,90 @@ pub fn wait_pid_gone(pid: u32, deadline: Duration) -> bool {
     // SAFETY: fd came from pidfd_open above and is closed once.
     unsafe { libc::close(fd) };
     n > 0
+}
+
+/// Our include server (`include_server`, the launcher) on a socket in a temp dir, asked
+/// over the socket exactly as the distcc client asks; stopped on drop.
+pub struct IncludeServer {
+    socket: PathBuf,
+    pid: u32,
+    _dir: tempfile::TempDir,
+}
+
+impl IncludeServer {
+    /// Starts the server; returns once its socket accepts (the launcher's exit).
+    pub fn start() -> IncludeServer {
+        let dir = tempfile::Builder::new()
+            .prefix("include-server.")
+            .tempdir()
+            .expect("temp dir");
+        let socket = dir.path().join("socket");
+        let pid_file = dir.path().join("pid");
+        // The daemon keeps stderr for its warnings, so its output is not captured (a pipe
+        // would stay open).
+        let status = Command::new(bin("include_server"))
+            .arg("--port")
+            .arg(&socket)
+            .arg("--pid_file")
+            .arg(&pid_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .expect("running include_server");
+        assert!(status.success(), "include_server failed to start: {status}");
+        let pid = std::fs::read_to_string(&pid_file)
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid");
+        IncludeServer {
+            socket,
+            pid,
+            _dir: dir,
+        }
+    }
+
+    /// The reply's paths for one compile command run in `directory`.
+    pub fn ask(&self, directory: &Path, argv: &[String]) -> Result<Vec<Vec<u8>>, String> {
+        use common::wire::{self, tags, ArgvLimits};
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket)
+            .map_err(|e| format!("connect: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        wire::write_bytes(
+            &mut buf,
+            tags::CDIR,
+            directory.as_os_str().as_encoded_bytes(),
+        )
+        .map_err(|e| e.to_string())?;
+        wire::write_argv(&mut buf, argv).map_err(|e| e.to_string())?;
+        s.write_all(&buf).map_err(|e| format!("send: {e}"))?;
+        wire::read_argv(&mut s, ArgvLimits::default()).map_err(|e| format!("reply: {e}"))
+    }
+}
+
+impl Drop for IncludeServer {
+    fn drop(&mut self) {
+        // SAFETY: signalling the server this test started.
+        unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };
+        wait_pid_gone(self.pid, Duration::from_secs(10));
+    }
+}
+
+/// The files a reply ships (`.lzo`, `.lzo.abs`), as realpaths: the client root's three
+/// components removed, as the distcc client maps them.
+pub fn shipped(paths: &[Vec<u8>]) -> std::collections::HashSet<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    paths
+        .iter()
+        .filter_map(|p| {
+            let p = p.strip_suffix(b".abs").unwrap_or(p);
+            let p = p.strip_suffix(b".lzo")?;
+            let (i, _) = p.iter().enumerate().filter(|(_, b)| **b == b'/').nth(3)?;
+            Some(PathBuf::from(OsStr::from_bytes(&p[i..])))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -8,17 +8,10 @@
 //! Correctness only: no timing is asserted. The corpora come from the distro's source
 //! packages through `bench/corpora.sh` (fetched once per machine).
 
-use std::collections::HashSet;
-use std::ffi::OsStr;
-use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use common::wire::{self, tags, ArgvLimits};
-use e2e::{bin, wait_pid_gone, Run};
+use e2e::{shipped, IncludeServer, Run};
 
 /// One compile command: its working directory and argv.
 struct Compile {
@@ -147,85 +140,6 @@ fn boost_set() -> Vec<Compile> {
         .collect()
 }
 
-/// Our include server on a socket in a temp dir, stopped on drop.
-struct Server {
-    socket: PathBuf,
-    pid: u32,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Server {
-        let dir = tempfile::Builder::new()
-            .prefix("suite.")
-            .tempdir()
-            .expect("temp dir");
-        let socket = dir.path().join("socket");
-        let pid_file = dir.path().join("pid");
-        // The launcher returns once the socket accepts. The daemon keeps stderr for its
-        // warnings, so its output is not captured (a pipe would stay open).
-        let status = Command::new(bin("include_server"))
-            .arg("--port")
-            .arg(&socket)
-            .arg("--pid_file")
-            .arg(&pid_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .status()
-            .expect("running include_server");
-        assert!(status.success(), "include_server failed to start: {status}");
-        let pid = std::fs::read_to_string(&pid_file)
-            .expect("pid file")
-            .trim()
-            .parse()
-            .expect("pid");
-        Server {
-            socket,
-            pid,
-            _dir: dir,
-        }
-    }
-
-    /// The reply's paths for one compile command, as the distcc client asks.
-    fn ask(&self, c: &Compile) -> Result<Vec<Vec<u8>>, String> {
-        let mut s = UnixStream::connect(&self.socket).map_err(|e| format!("connect: {e}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))
-            .map_err(|e| e.to_string())?;
-        let mut buf = Vec::new();
-        wire::write_bytes(
-            &mut buf,
-            tags::CDIR,
-            c.directory.as_os_str().as_encoded_bytes(),
-        )
-        .map_err(|e| e.to_string())?;
-        wire::write_argv(&mut buf, &c.argv).map_err(|e| e.to_string())?;
-        s.write_all(&buf).map_err(|e| format!("send: {e}"))?;
-        wire::read_argv(&mut s, ArgvLimits::default()).map_err(|e| format!("reply: {e}"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: signalling the server this test started.
-        unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };
-        wait_pid_gone(self.pid, Duration::from_secs(10));
-    }
-}
-
-/// The files a reply ships (`.lzo`, `.lzo.abs`), as realpaths: the client root's three
-/// components removed, as the distcc client maps them.
-fn shipped(paths: &[Vec<u8>]) -> HashSet<PathBuf> {
-    paths
-        .iter()
-        .filter_map(|p| {
-            let p = p.strip_suffix(b".abs").unwrap_or(p);
-            let p = p.strip_suffix(b".lzo")?;
-            let (i, _) = p.iter().enumerate().filter(|(_, b)| **b == b'/').nth(3)?;
-            Some(PathBuf::from(OsStr::from_bytes(&p[i..])))
-        })
-        .collect()
-}
-
 /// The non-system files `gcc -MM` lists for a compile command, as realpaths.
 fn gcc_deps(c: &Compile) -> Vec<PathBuf> {
     let mut args = Vec::new();
@@ -261,10 +175,10 @@ fn gcc_deps(c: &Compile) -> Vec<PathBuf> {
 
 /// Asks for every command on one fresh server; returns one line per failure.
 fn check(commands: &[Compile]) -> Vec<String> {
-    let server = Server::start();
+    let server = IncludeServer::start();
     let mut failures = Vec::new();
     for c in commands {
-        let paths = match server.ask(c) {
+        let paths = match server.ask(&c.directory, &c.argv) {
             Ok(p) => p,
             Err(e) => {
                 failures.push(format!("{}: request failed: {e}", c.source()));
