@@ -5,10 +5,8 @@
 #   BUILD_DIR holds our `lsdistcc` (e.g. target/debug); it goes first in PATH, so the case
 #   runs our binary with the distro's distccd as the daemon.
 #
-# The test files come from the distro's source package of distcc, fetched here (nothing
-# third-party is committed): deb-src is enabled from the existing entry if needed, then
-# `apt-get source --download-only distcc`, and the orig tarball is unpacked into a cache
-# directory (LSDISTCC_SUITE_CACHE, default ${TMPDIR:-/tmp}/distcc-suite-src).
+# The test files come from the distro's source package of distcc, fetched by source.sh
+# (nothing third-party is committed; see there for the cache directory).
 #
 # Adaptations, none of them to the case itself:
 # - `--sysroot` is removed from the daemon command line, as Debian's distccd 3.4 lacks it
@@ -20,24 +18,8 @@ set -euo pipefail
 
 build_dir=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 [ -x "$build_dir/lsdistcc" ] || { echo "$0: no lsdistcc in $build_dir" >&2; exit 1; }
-cache=${LSDISTCC_SUITE_CACHE:-${TMPDIR:-/tmp}/distcc-suite-src}
-mkdir -p "$cache"
-
-suite=$(find "$cache" -path '*/test/testdistcc.py' -print -quit 2>/dev/null || true)
-if [ -z "$suite" ]; then
-  sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo)
-  if ! apt-get source --print-uris distcc >/dev/null 2>&1; then
-    sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources |
-      "${sudo[@]}" tee /etc/apt/sources.list.d/deb-src.sources >/dev/null
-    "${sudo[@]}" apt-get update -qq
-  fi
-  # The Debian patch tarball may be missing from the archive; the orig tarball is enough.
-  (cd "$cache" && apt-get source --download-only distcc >/dev/null 2>&1 || true)
-  orig=$(find "$cache" -maxdepth 1 -name 'distcc_*.orig.tar.*' -print -quit)
-  [ -n "$orig" ] || { echo "$0: could not fetch distcc's source package" >&2; exit 1; }
-  tar -xf "$orig" -C "$cache"
-  suite=$(find "$cache" -path '*/test/testdistcc.py' -print -quit)
-fi
+src=$("$(dirname "$0")/source.sh")
+suite=$src/test/testdistcc.py
 echo "$0: using $(basename "$(dirname "$(dirname "$suite")")")/test/testdistcc.py" >&2
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/lsdistcc-case.XXXXXX")
