@@ -121,6 +121,10 @@ fn load_ccj(path: &Path) -> Result<Vec<Compile>> {
 }
 
 fn load_make_dry_run(path: &Path, directory: &Path) -> Result<Vec<Compile>> {
+    // Asked as the distcc client asks: from its getcwd(), absolute and without symlinks
+    // (a relative directory made every request a fall-back).
+    let directory = std::fs::canonicalize(directory)
+        .with_context(|| format!("--directory {}", directory.display()))?;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let compilers = ["cc", "gcc", "c++", "g++", "clang", "clang++"];
@@ -132,7 +136,7 @@ fn load_make_dry_run(path: &Path, directory: &Path) -> Result<Vec<Compile>> {
                 && w.iter().any(|a| a == "-c")
         })
         .map(|argv| Compile {
-            directory: directory.to_owned(),
+            directory: directory.clone(),
             argv,
         })
         .collect())
