@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# More code bases than the suite's four, correctness first. Each is fetched from the
+# distro's source packages (nothing third-party is kept here), its compile commands are
+# prepared (cmake's compile_commands.json, or `make -n`), and then:
+#   over the socket  pump-bench --recall, our include server and distcc 3.4's Python one
+#                    side by side: every TU's reply against gcc -MM (recall), fall-backs,
+#                    files shipped, and the cost rows (cold first request over 7 fresh
+#                    servers, warm median);
+#   remote build     the whole code base built with our `pump make -j4` against a loopback
+#                    distccd, DISTCC_FALLBACK=0 (a closure missing a header fails the build):
+#                    pump's summary of the TUs served in pump mode, distccd's COMPILE_OK count.
+#
+#   bench/extra.sh [ROOT]    (ROOT as in bench/corpora.sh; the code bases go to ROOT/extra)
+#
+# EXTRA_CORPORA narrows the list (default: lua5.4 zlib expat lz4 snappy tinyxml2 yaml-cpp
+# abseil googletest). Prints one markdown table; the raw JSON stays in ROOT/extra/results.
+# Exit status: 0 when every TU of every code base was covered (no missed file, no fall-back,
+# every TU served in pump mode and the build done), 1 otherwise, 2 on error.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+root=$(bench/corpora.sh "${1:-}" | tail -1)
+ref=${PUMP_REFERENCE:-$root/reference-pump}
+[ -x "$ref/distcc-pump" ] || bash "$top/../shared/bench/reference-pump.sh" "$ref" >/dev/null
+cargo build --release --bins -p pump-bench -p include-server-launcher -p pump >&2
+bin=$top/target/release
+extra=$root/extra
+mkdir -p "$extra/results"
+cd "$extra"
+
+fetch() { # SOURCE_PACKAGE DIR
+  local name=$1 dir=$2 tarball
+  [ -d "$dir" ] && return 0
+  ls "${name}"_*.orig.tar.* >/dev/null 2>&1 || apt-get source -qq --download-only "$name" >/dev/null 2>&1 || true
+  tarball=$(ls "${name}"_*.orig.tar.* | head -1)
+  mkdir -p "$dir.tmp"
+  tar -xf "$tarball" -C "$dir.tmp" --strip-components=1
+  mv "$dir.tmp" "$dir"
+}
+
+# Per code base: the source package, the directory cmake or make runs in, and how.
+#   cmake ARGS...  configure with cmake (compile_commands.json; a second tree for the build)
+#   make TARGET    `make -n TARGET` in that directory (after ./configure when there is one)
+recipe() {
+  case $1 in
+    lua5.4) echo "lua5.4 . make linux" ;;
+    zlib) echo "zlib . make all" ;;
+    expat) echo "expat expat cmake" ;;
+    lz4) echo "lz4 build/cmake cmake" ;;
+    snappy) echo "snappy . cmake -DSNAPPY_BUILD_TESTS=OFF -DSNAPPY_BUILD_BENCHMARKS=OFF" ;;
+    tinyxml2) echo "tinyxml2 . cmake" ;;
+    yaml-cpp) echo "yaml-cpp . cmake -DYAML_CPP_BUILD_TESTS=OFF" ;;
+    abseil) echo "abseil . cmake -DABSL_PROPAGATE_CXX_STD=ON" ;;
+    googletest) echo "googletest . cmake" ;;
+    *) echo "bench/extra.sh: no recipe for $1" >&2; exit 2 ;;
+  esac
+}
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+daemon=$(mktemp -d "${TMPDIR:-/tmp}/extra-distccd.XXXXXX")
+chmod 777 "$daemon"
+distccd --daemon --allow 127.0.0.0/8 --listen 127.0.0.1 --port "$port" --jobs 4 \
+  --pid-file "$daemon/pid" --log-file "$daemon/log" --log-level info --user nobody
+trap 'kill "$(cat "$daemon/pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$daemon"' EXIT
+for _ in $(seq 200); do grep -qs 'daemon started' "$daemon/log" && break; sleep 0.05; done
+
+ok=0
+rows=()
+for c in ${EXTRA_CORPORA:-lua5.4 zlib expat lz4 snappy tinyxml2 yaml-cpp abseil googletest}; do
+  read -r pkg sub kind args <<<"$(recipe "$c")"
+  fetch "$pkg" "$c"
+  dir=$(realpath "$c/$sub")
+  # The commands pump-bench asks, and a clean tree for the remote build.
+  if [ "$kind" = cmake ]; then
+    [ -s "$dir/ccj/compile_commands.json" ] ||
+      cmake -S "$dir" -B "$dir/ccj" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON $args >/dev/null
+    src=(--compile-commands "$dir/ccj/compile_commands.json")
+  else
+    if [ ! -s "$dir/make-n.txt" ]; then
+      [ -x "$dir/configure" ] && (cd "$dir" && ./configure >/dev/null)
+      (cd "$dir" && make -n $args > make-n.txt)
+    fi
+    # lua's Makefile runs its compiles in src/.
+    cdir=$dir; [ -d "$dir/src" ] && [ -f "$dir/src/lua.c" ] && cdir=$dir/src
+    src=(--make-dry-run "$dir/make-n.txt" --directory "$cdir")
+  fi
+  "$bin/pump-bench" --label "$c" --recall --cold-runs 7 --clients 1,4 "${src[@]}" \
+    --ours "$bin/include_server" --reference "$ref" --json "$extra/results/bench-$c.json" >&2
+
+  build=$extra/build-$c
+  rm -rf "$build"
+  cp -r "$c" "$build"
+  mkdir -p "$build/.distcc"
+  log=$extra/results/build-$c.log
+  before=$(grep -c COMPILE_OK "$daemon/log" || true)
+  (
+    export DISTCC_HOSTS="127.0.0.1:$port/4,cpp,lzo" DISTCC_FALLBACK=0 DISTCC_DIR=$build/.distcc
+    cd "$build/$sub"
+    if [ "$kind" = cmake ]; then
+      cmake -S . -B pump-build -DCMAKE_C_COMPILER_LAUNCHER=distcc \
+        -DCMAKE_CXX_COMPILER_LAUNCHER=distcc $args >/dev/null
+      cd pump-build && "$bin/pump" make -j4
+    else
+      "$bin/pump" make -j4 CC="distcc gcc" CXX="distcc g++" $args
+    fi
+  ) >"$log" 2>&1 && built=yes || built=no
+  jobs=$(( $(grep -c COMPILE_OK "$daemon/log" || true) - before ))
+  served=$(grep -Eo '[0-9]+ of [0-9]+ translation unit\(s\) served' "$log" | tail -1 || true)
+  # The .dsc names the Debian version; a security update's may be missing from the archive
+  # (the orig tarball then names the upstream one).
+  version=$( (ls "${pkg}"_*.dsc 2>/dev/null || ls "${pkg}"_*.orig.tar.*) | head -1 |
+    sed 's/\.dsc$//; s/\.orig\.tar\..*$//')
+  row=$(python3 - "$extra/results/bench-$c.json" "$c" "$version" "$built" "$jobs" "$served" <<'PY'
+import json, sys
+path, name, version, built, jobs, served = sys.argv[1:]
+r = {x["implementation"]: x for x in json.load(open(path))}
+o, p = r["rust"], r["python"]
+ratio = lambda a, b: "%.1fx" % (b / a) if a else "-"
+n, _, total = (served.split()[:3] + ["", "", ""])[:3]
+good = (o["recall_misses"] == 0 and o["fallbacks"] == 0 and o["errors"] == 0 and built == "yes"
+        and n == total and n != "" and int(n) > 0)
+print("%s|| %s (%s) | %d | %d / %d | %d / %d | %d / %d | %.2f / %.2f ms (%s) | %.2f ms (%s) | %.3f / %.3f ms (%s) | %s, %s, %s distccd jobs |" % (
+    "ok" if good else "FAIL", name, version, o["requests"], o["recall_misses"], p["recall_misses"],
+    o["fallbacks"], p["fallbacks"], o["files_shipped"], p["files_shipped"],
+    o["cold_first_ms"], p["cold_first_ms"], ratio(o["cold_first_ms"], p["cold_first_ms"]),
+    o["cold_saved_probes_ms"], ratio(o["cold_saved_probes_ms"], p["cold_first_ms"]),
+    o["warm_median_ms"], p["warm_median_ms"], ratio(o["warm_median_ms"], p["warm_median_ms"]),
+    "built" if built == "yes" else "build FAILED", served or "no pump summary", jobs))
+PY
+)
+  [ "${row%%||*}" = ok ] || ok=1
+  rows+=("|${row#*||}")
+done
+
+echo "| code base (source package) | TUs | replies missing a gcc -MM file rust / python | fall-backs rust / python | files shipped rust / python | cold first request, nothing saved, rust / python | cold, probes saved (rust) | warm median rust / python | our \`pump make -j4\`, DISTCC_FALLBACK=0 |"
+echo "|---|---|---|---|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
+exit $ok
