@@ -16,7 +16,7 @@ mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9
 
-tree() { find "$cache" -mindepth 3 -maxdepth 3 -path '*/test/testdistcc.py' -printf '%h\n' -quit 2>/dev/null; }
+tree() { find "$cache" -mindepth 3 -maxdepth 3 -path "$cache/distcc-*/test/testdistcc.py" -printf '%h\n' -quit 2>/dev/null; }
 found=$(tree || true)
 if [ -z "$found" ]; then
   sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo)
