@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 # Distro packages the tests use: the real distcc client and distccd, the compilers whose
 # output the include server must cover, binutils for objcopy, Boost's headers for the
 # macro-heavy cases, liblzo2 (the tests decompress with distccd's decompressor),
-# ping/setpriv for distcc's own lsdistcc test case, and autoconf, automake and libpopt-dev
-# to build the helper programs of distcc's own test suite (tests/distcc-suite).
-packages=(distcc distcc-pump gcc g++ make binutils dpkg-dev libboost-dev liblzo2-dev iputils-ping util-linux python3 cmake zlib1g-dev xz-utils autoconf automake libpopt-dev)
+# ping/setpriv for distcc's own lsdistcc test case, autoconf, automake and libpopt-dev
+# to build the helper programs of distcc's own test suite (tests/distcc-suite), and clang
+# for pump mode with another compiler family.
+packages=(distcc distcc-pump gcc g++ make binutils dpkg-dev libboost-dev liblzo2-dev iputils-ping util-linux python3 cmake zlib1g-dev xz-utils autoconf automake libpopt-dev clang)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

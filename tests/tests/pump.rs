@@ -70,14 +70,17 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
     pids
 }
 
-#[test]
-fn pump_make_compiles_every_translation_unit_remotely() {
+/// `pump make -j4` of the sample project, with `make_args` after `-j4`: every translation
+/// unit is served by the include server, compiled by distccd in pump mode, and the
+/// program runs. Returns make's output.
+fn pump_make_sample(make_args: &[&str]) -> String {
     let d = Distccd::start();
     let env = pump_env(&d);
     let project = sample_project(&env);
     let run = Run::of(
         env.cmd(bin("pump"))
             .args(["make", "-j4"])
+            .args(make_args)
             .current_dir(&project),
     );
     run.expect_success();
@@ -113,6 +116,21 @@ fn pump_make_compiles_every_translation_unit_remotely() {
         "left in TMPDIR: {:?}",
         leftovers(&env.tmp())
     );
+    run.stdout.clone()
+}
+
+#[test]
+fn pump_make_compiles_every_translation_unit_remotely() {
+    pump_make_sample(&[]);
+}
+
+#[test]
+fn pump_make_with_clang_compiles_every_translation_unit_remotely() {
+    // Another compiler family: its own probe output and predefined macros, and no
+    // guessed walk while it is probed (the guess knows GCC's layout only).
+    let out = pump_make_sample(&["CC=distcc clang", "CXX=distcc clang++"]);
+    assert!(out.contains("distcc clang -"), "{out}");
+    assert!(out.contains("distcc clang++ -"), "{out}");
 }
 
 #[test]
