@@ -215,6 +215,52 @@ fn cxx_translation_unit() {
     assert!(names.contains("modules/alpha.hpp"), "{names:?}");
 }
 
+#[test]
+fn nostdinc_translation_unit() {
+    // As the Linux kernel compiles: no default directories, GCC's own headers through
+    // -isystem, the tree's headers through -I, and a header forced with -include.
+    let fx = fixture();
+    let out = Command::new("gcc")
+        .arg("-print-file-name=include")
+        .output()
+        .unwrap();
+    let gcc_include = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let args: Vec<String> = [
+        "-nostdinc",
+        "-isystem",
+        &gcc_include,
+        "-Inostd/include",
+        "-include",
+        "nostd/include/linux/kconfig.h",
+        "nostd/k.c",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let c = check(&fx, "gcc", &args);
+    let names = shipped(&c, &fx.dir);
+    for f in [
+        "nostd/k.c",
+        "nostd/include/linux/kconfig.h",
+        "nostd/include/generated/autoconf.h",
+        "nostd/include/linux/types.h",
+        "nostd/local.h",
+    ] {
+        assert!(names.contains(f), "{f} not shipped: {names:?}");
+    }
+    // No compiler defaults: nothing is taken as present on the server. distccd moves an
+    // absolute -isystem directory under its temp root, so GCC's headers are shipped too.
+    assert!(c.system_dirs.is_empty(), "{:?}", c.system_dirs);
+    let gcc_dir = fs::canonicalize(&gcc_include).unwrap();
+    for h in ["stddef.h", "stdarg.h"] {
+        let real = fs::canonicalize(gcc_dir.join(h)).unwrap();
+        assert!(
+            c.files.iter().any(|f| f.realpath == real),
+            "{h} not shipped: {names:?}"
+        );
+    }
+}
+
 /// A closure as sets (the order of files after the source may differ between a cold
 /// request, whose computed includes resolve in a later fixpoint round, and a warm one).
 type ClosureSets = (
