@@ -8,14 +8,17 @@
 #                    servers, warm median);
 #   remote build     the whole code base built with our `pump make -j4` against a loopback
 #                    distccd, DISTCC_FALLBACK=0 (a closure missing a header fails the build):
-#                    pump's summary of the TUs served in pump mode, distccd's COMPILE_OK count.
+#                    pump's summary of the TUs served in pump mode, distccd's COMPILE_OK
+#                    count, and every object against a local build of the same tree in the
+#                    same place, after objcopy --strip-debug.
 #
 #   bench/extra.sh [ROOT]    (ROOT as in bench/corpora.sh; the code bases go to ROOT/extra)
 #
 # EXTRA_CORPORA narrows the list (default: lua5.4 zlib expat lz4 snappy tinyxml2 yaml-cpp
 # abseil googletest). Prints one markdown table; the raw JSON stays in ROOT/extra/results.
 # Exit status: 0 when every TU of every code base was covered (no missed file, no fall-back,
-# every TU served in pump mode and the build done), 1 otherwise, 2 on error.
+# every TU served in pump mode, the build done and every object equal), 1 otherwise, 2 on
+# error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -87,52 +90,78 @@ for c in ${EXTRA_CORPORA:-lua5.4 zlib expat lz4 snappy tinyxml2 yaml-cpp abseil 
   "$bin/pump-bench" --label "$c" --recall --cold-runs 7 --clients 1,4 "${src[@]}" \
     --ours "$bin/include_server" --reference "$ref" --json "$extra/results/bench-$c.json" >&2
 
+  # The whole code base, built twice in the same place (so that paths compiled into the
+  # objects agree): first locally with the plain compilers, its objects kept aside, then
+  # from a fresh copy with our pump against the loopback distccd.
   build=$extra/build-$c
+  kept=$extra/local-objects-$c
+  rm -rf "$build" "$kept"
+  compile() { # LAUNCHER (empty: local)
+    cd "$build/$sub"
+    if [ "$kind" = cmake ]; then
+      if [ -n "$1" ]; then
+        cmake -S . -B objs -DCMAKE_C_COMPILER_LAUNCHER="$1" -DCMAKE_CXX_COMPILER_LAUNCHER="$1" $args >/dev/null
+      else
+        cmake -S . -B objs $args >/dev/null
+      fi
+      cd objs && ${1:+"$bin/pump"} make -j4
+    elif [ -n "$1" ]; then
+      "$bin/pump" make -j4 CC="$1 gcc" CXX="$1 g++" $args
+    else
+      make -j4 $args
+    fi
+  }
+  cp -a "$c" "$build"
+  (compile "") >"$extra/results/local-$c.log" 2>&1 || true
+  mkdir -p "$kept"
+  (cd "$build" && find . -name '*.o' -exec cp --parents {} "$kept/" \;)
   rm -rf "$build"
-  cp -r "$c" "$build"
+  cp -a "$c" "$build"
   mkdir -p "$build/.distcc"
   log=$extra/results/build-$c.log
   before=$(grep -c COMPILE_OK "$daemon/log" || true)
   (
     export DISTCC_HOSTS="127.0.0.1:$port/4,cpp,lzo" DISTCC_FALLBACK=0 DISTCC_DIR=$build/.distcc
-    cd "$build/$sub"
-    if [ "$kind" = cmake ]; then
-      cmake -S . -B pump-build -DCMAKE_C_COMPILER_LAUNCHER=distcc \
-        -DCMAKE_CXX_COMPILER_LAUNCHER=distcc $args >/dev/null
-      cd pump-build && "$bin/pump" make -j4
-    else
-      "$bin/pump" make -j4 CC="distcc gcc" CXX="distcc g++" $args
-    fi
+    compile distcc
   ) >"$log" 2>&1 && built=yes || built=no
+  # Every object of the local build against the pump build's, debug sections stripped.
+  compared=0 equal=0
+  while IFS= read -r -d '' o; do
+    rel=${o#"$kept"/}
+    [ -f "$build/$rel" ] || continue
+    compared=$((compared + 1))
+    objcopy --strip-debug "$o" "$daemon/a.o" && objcopy --strip-debug "$build/$rel" "$daemon/b.o" &&
+      cmp -s "$daemon/a.o" "$daemon/b.o" && equal=$((equal + 1))
+  done < <(find "$kept" -name '*.o' -print0)
   jobs=$(( $(grep -c COMPILE_OK "$daemon/log" || true) - before ))
   served=$(grep -Eo '[0-9]+ of [0-9]+ translation unit\(s\) served' "$log" | tail -1 || true)
   # The .dsc names the Debian version; a security update's may be missing from the archive
   # (the orig tarball then names the upstream one).
   version=$( (ls "${pkg}"_*.dsc 2>/dev/null || ls "${pkg}"_*.orig.tar.*) | head -1 |
     sed 's/\.dsc$//; s/\.orig\.tar\..*$//')
-  row=$(python3 - "$extra/results/bench-$c.json" "$c" "$version" "$built" "$jobs" "$served" <<'PY'
+  row=$(python3 - "$extra/results/bench-$c.json" "$c" "$version" "$built" "$jobs" "$served" "$compared" "$equal" <<'PY'
 import json, sys
-path, name, version, built, jobs, served = sys.argv[1:]
+path, name, version, built, jobs, served, compared, equal = sys.argv[1:]
 r = {x["implementation"]: x for x in json.load(open(path))}
 o, p = r["rust"], r["python"]
 ratio = lambda a, b: "%.1fx" % (b / a) if a else "-"
 n, _, total = (served.split()[:3] + ["", "", ""])[:3]
 good = (o["recall_misses"] == 0 and o["fallbacks"] == 0 and o["errors"] == 0 and built == "yes"
-        and n == total and n != "" and int(n) > 0)
-print("%s|| %s (%s) | %d | %d / %d | %d / %d | %d / %d | %.2f / %.2f ms (%s) | %.2f ms (%s) | %.3f / %.3f ms (%s) | %s, %s, %s distccd jobs |" % (
+        and n == total and n != "" and int(n) > 0 and int(compared) > 0 and compared == equal)
+print("%s|| %s (%s) | %d | %d / %d | %d / %d | %d / %d | %.2f / %.2f ms (%s) | %.2f ms (%s) | %.3f / %.3f ms (%s) | %s, %s, %s distccd jobs | %s of %s |" % (
     "ok" if good else "FAIL", name, version, o["requests"], o["recall_misses"], p["recall_misses"],
     o["fallbacks"], p["fallbacks"], o["files_shipped"], p["files_shipped"],
     o["cold_first_ms"], p["cold_first_ms"], ratio(o["cold_first_ms"], p["cold_first_ms"]),
     o["cold_saved_probes_ms"], ratio(o["cold_saved_probes_ms"], p["cold_first_ms"]),
     o["warm_median_ms"], p["warm_median_ms"], ratio(o["warm_median_ms"], p["warm_median_ms"]),
-    "built" if built == "yes" else "build FAILED", served or "no pump summary", jobs))
+    "built" if built == "yes" else "build FAILED", served or "no pump summary", jobs, equal, compared))
 PY
 )
   [ "${row%%||*}" = ok ] || ok=1
   rows+=("|${row#*||}")
 done
 
-echo "| code base (source package) | TUs | replies missing a gcc -MM file rust / python | fall-backs rust / python | files shipped rust / python | cold first request, nothing saved, rust / python | cold, probes saved (rust) | warm median rust / python | our \`pump make -j4\`, DISTCC_FALLBACK=0 |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| code base (source package) | TUs | replies missing a gcc -MM file rust / python | fall-backs rust / python | files shipped rust / python | cold first request, nothing saved, rust / python | cold, probes saved (rust) | warm median rust / python | our \`pump make -j4\`, DISTCC_FALLBACK=0 | objects equal to the local build's (strip-debug) |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 exit $ok
