@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::analysis::closure::Summary;
 use crate::analysis::fscache::FsCache;
-use crate::analysis::Closure;
+use crate::analysis::{Closure, ClosureFile};
 use crate::client_root::ClientRoot;
 use crate::lzo;
 use roaring::RoaringBitmap;
@@ -113,6 +113,9 @@ pub struct Mirror {
     /// Realpaths of the directories on the way to shadowed paths.
     fs: FsCache,
     compressed: Mutex<HashMap<PathBuf, Arc<Mutex<Written>>>>,
+    /// The `#line` spelling of each `.lzo.abs` output written, and whether it is the one
+    /// a request's source gave ([`Mirror::own_source_line`]).
+    lines: Mutex<HashMap<PathBuf, (PathBuf, bool)>>,
     files_compressed: AtomicU64,
     compression_hits: AtomicU64,
     bytes_read: AtomicU64,
@@ -217,6 +220,7 @@ impl Mirror {
             shadow: Mutex::new(Shadow::default()),
             fs: FsCache::default(),
             compressed: Mutex::new(HashMap::default()),
+            lines: Mutex::new(HashMap::default()),
             files_compressed: AtomicU64::new(0),
             compression_hits: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
@@ -342,6 +346,10 @@ impl Mirror {
                     out
                 }
             };
+            if k == 0 {
+                // The source comes first in a closure.
+                self.own_source_line(&out, &closure.files[0], &mut reply)?;
+            }
             // The analysis lists each file once; other closures may repeat one.
             if ids.is_some() || seen.insert(out.clone()) {
                 reply.paths.push(out);
@@ -667,8 +675,74 @@ impl Mirror {
             let _ = fs::remove_file(&out);
             return Err(MirrorError::Write { path: out, error });
         }
+        if let Some(spelling) = abs_spelling {
+            self.lock_lines()
+                .insert(out.clone(), (spelling.to_path_buf(), false));
+        }
         *done = Written::Yes;
         Ok(out)
+    }
+
+    fn lock_lines(&self) -> MutexGuard<'_, HashMap<PathBuf, (PathBuf, bool)>> {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives a request's source file, when it is shipped as `.lzo.abs`, the `#line`
+    /// spelling of the request's own command line. There is one output per file per
+    /// client root, and its `#line` is the first request's: a `.c` file that an earlier
+    /// request reached as a header through another absolute spelling (`-I/p/build/../lib`
+    /// and `#include "x.c"`) would otherwise compile with that spelling in `__FILE__`
+    /// (distcc's pump does so; the object then differs from a local build's). The output
+    /// is replaced by a rename, so a client reading it meanwhile reads one whole version.
+    /// The first source's spelling stays: later requests never change it.
+    fn own_source_line(
+        &self,
+        out: &Path,
+        file: &ClosureFile,
+        reply: &mut Reply,
+    ) -> Result<(), MirrorError> {
+        let Some(spelling) = file.abs_spelling.as_deref() else {
+            return Ok(());
+        };
+        {
+            let mut lines = self.lock_lines();
+            match lines.get_mut(out) {
+                Some((s, source)) if s.as_path() == spelling => {
+                    *source = true;
+                    return Ok(());
+                }
+                Some((_, false)) => {}
+                // Another source's spelling, or not written by this mirror.
+                _ => return Ok(()),
+            }
+        }
+        // Serialized with any compression of the same output.
+        let cell = self
+            .compressed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(out)
+            .cloned();
+        let Some(cell) = cell else { return Ok(()) };
+        let _done = cell.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(self.lock_lines().get(out), Some((_, true))) {
+            return Ok(());
+        }
+        let packed = self.compress(&file.realpath, Some(spelling), reply)?;
+        let mut tmp = out.as_os_str().to_owned();
+        tmp.push(".new");
+        let tmp = PathBuf::from(tmp);
+        let written = fs::write(&tmp, &packed).and_then(|()| fs::rename(&tmp, out));
+        if let Err(error) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(MirrorError::Write {
+                path: out.to_path_buf(),
+                error,
+            });
+        }
+        self.lock_lines()
+            .insert(out.to_path_buf(), (spelling.to_path_buf(), true));
+        Ok(())
     }
 
     /// `realpath`'s content (after a `#line 1` line naming `abs_spelling`, if any),
@@ -1175,6 +1249,61 @@ mod tests {
             Err(MirrorError::Read { path, .. }) => assert_eq!(path, fx.proj.join("sub/missing.h")),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A `.c` file reached first as a header through one absolute spelling, then compiled
+    /// as a request's source through another: its output takes the source's `#line`, and
+    /// keeps it when the header request comes again (lz4's `xxhash.c`, reached through
+    /// `-I.../build/cmake/../../lib` and `#include "xxhash.c"`).
+    #[test]
+    fn a_source_file_keeps_its_own_line_spelling() {
+        let fx = fixture(false);
+        fs::write(fx.proj.join("absinc/x.c"), "int x;\n").unwrap();
+        let as_header = Closure {
+            files: Arc::new(vec![
+                ClosureFile {
+                    realpath: fx.proj.join("main.c"),
+                    abs_spelling: None,
+                },
+                ClosureFile {
+                    realpath: fx.proj.join("absinc/x.c"),
+                    abs_spelling: Some(fx.proj.join("sub/../absinc/x.c")),
+                },
+            ]),
+            paths_used: vec![fx.proj.join("main.c"), fx.proj.join("sub/../absinc/x.c")],
+            system_dirs: Default::default(),
+            ids: None,
+        };
+        let as_source = Closure {
+            files: Arc::new(vec![ClosureFile {
+                realpath: fx.proj.join("absinc/x.c"),
+                abs_spelling: Some(fx.proj.join("absinc/x.c")),
+            }]),
+            paths_used: vec![fx.proj.join("absinc/x.c")],
+            system_dirs: Default::default(),
+            ids: None,
+        };
+        let line_of = |out: &Path| {
+            let mut want =
+                format!("#line 1 \"{}\"\n", fx.proj.join("absinc/x.c").display()).into_bytes();
+            want.extend_from_slice(b"int x;\n");
+            (fs::read(out).unwrap(), lzo::compress(&want).unwrap())
+        };
+        let first = fx.mirror.reply_for(&as_header).unwrap();
+        let out = first.paths[1].clone();
+        assert!(out.to_string_lossy().ends_with("x.c.lzo.abs"), "{out:?}");
+        let (got, source_line) = line_of(&out);
+        assert_ne!(got, source_line, "the header's spelling comes first");
+        let second = fx.mirror.reply_for(&as_source).unwrap();
+        assert_eq!(second.paths[0], out);
+        let (got, source_line) = line_of(&out);
+        assert_eq!(got, source_line);
+        fx.mirror.reply_for(&as_header).unwrap();
+        let (got, source_line) = line_of(&out);
+        assert_eq!(
+            got, source_line,
+            "a header request changed the source's spelling"
+        );
     }
 
     /// Files compressed ahead of their reply are written by it and count as compressed,
