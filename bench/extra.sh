@@ -59,6 +59,20 @@ recipe() {
   esac
 }
 
+# Builds the code base in $build (the current one's $sub, $kind and $args), locally or,
+# given the launcher `distcc`, with our pump.
+compile() { # [LAUNCHER]
+  cd "$build/$sub"
+  if [ "$kind" = cmake ]; then
+    cmake -S . -B objs ${1:+"-DCMAKE_C_COMPILER_LAUNCHER=$1" "-DCMAKE_CXX_COMPILER_LAUNCHER=$1"} $args >/dev/null
+    cd objs && ${1:+"$bin/pump"} make -j4
+  elif [ -n "${1:-}" ]; then
+    "$bin/pump" make -j4 CC="$1 gcc" CXX="$1 g++" $args
+  else
+    make -j4 $args
+  fi
+}
+
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 daemon=$(mktemp -d "${TMPDIR:-/tmp}/extra-distccd.XXXXXX")
 chmod 777 "$daemon"
@@ -96,23 +110,8 @@ for c in ${EXTRA_CORPORA:-lua5.4 zlib expat lz4 snappy tinyxml2 yaml-cpp abseil 
   build=$extra/build-$c
   kept=$extra/local-objects-$c
   rm -rf "$build" "$kept"
-  compile() { # LAUNCHER (empty: local)
-    cd "$build/$sub"
-    if [ "$kind" = cmake ]; then
-      if [ -n "$1" ]; then
-        cmake -S . -B objs -DCMAKE_C_COMPILER_LAUNCHER="$1" -DCMAKE_CXX_COMPILER_LAUNCHER="$1" $args >/dev/null
-      else
-        cmake -S . -B objs $args >/dev/null
-      fi
-      cd objs && ${1:+"$bin/pump"} make -j4
-    elif [ -n "$1" ]; then
-      "$bin/pump" make -j4 CC="$1 gcc" CXX="$1 g++" $args
-    else
-      make -j4 $args
-    fi
-  }
   cp -a "$c" "$build"
-  (compile "") >"$extra/results/local-$c.log" 2>&1 || true
+  (compile) >"$extra/results/local-$c.log" 2>&1 || true
   mkdir -p "$kept"
   (cd "$build" && find . -name '*.o' -exec cp --parents {} "$kept/" \;)
   rm -rf "$build"
