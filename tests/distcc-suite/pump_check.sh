@@ -19,6 +19,7 @@
 # As root, the suite runs as uid/gid 65534 (setpriv): distccd run as root drops
 # privileges and then cannot write the cases' log files.
 #
+# A run longer than PUMP_CHECK_TIMEOUT seconds (default 1200) is stopped and fails.
 # Exit status: 0 when every case run reports OK and pump reports every translation unit
 # served for remote preprocessing; otherwise 1, with the suite's output.
 set -euo pipefail
@@ -74,12 +75,35 @@ fi
 # distcc's installcheck PATH: the installation (the distro's distcc, distccd), the build
 # directory (the h_* programs), then the restricted path.
 path="/usr/bin:$work:/usr/local/bin:/bin"
+# The suite's output goes to a file, not a pipe: a process it leaves behind must not keep
+# us waiting for end-of-file. NoDetachDaemon_Case leaves one every time: it starts
+# `distccd --no-detach` through `/bin/sh -c` and sends SIGTERM to the shell, whose dash
+# does not exec the command, so the daemon outlives the case. `timeout` bounds a case
+# that hangs.
 set +e
-out=$(cd "$work" && env -i PATH="$path" HOME="$work" TMPDIR="$work/tmp" LANG=C \
+(cd "$work" && env -i PATH="$path" HOME="$work" TMPDIR="$work/tmp" LANG=C \
   DISTCC_LOCATION=/usr/bin DISTCC_HOSTS='<invalid>,cpp,lzo' \
-  "${as_user[@]}" "$work/bin/pump" /usr/bin/python3 run_check.py 2>&1)
+  timeout --kill-after=30 "${PUMP_CHECK_TIMEOUT:-1200}" \
+  "${as_user[@]}" "$work/bin/pump" /usr/bin/python3 run_check.py >"$work/suite.log" 2>&1 </dev/null)
 rc=$?
 set -e
+out=$(<"$work/suite.log")
+# Stop what the run left behind: every process whose working directory or command line
+# is under $work (the leaked distccd chdirs into its case's temp directory).
+left=()
+for d in /proc/[0-9]*; do
+  pid=${d#/proc/}
+  [ "$pid" = $$ ] && continue
+  cwd=$(readlink "$d/cwd" 2>/dev/null || true)
+  cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null || true)
+  if [[ "$cwd" == "$work" || "$cwd" == "$work"/* || "$cmd" == *"$work"/* ]]; then
+    left+=("$pid")
+  fi
+done
+if [ ${#left[@]} -gt 0 ]; then
+  kill -KILL "${left[@]}" 2>/dev/null || true
+  echo "$0: stopped ${#left[@]} process(es) the suite left running" >&2
+fi
 summary=$(grep -E '^[A-Za-z_0-9]+_Case +' <<<"$out" || true)
 bad=$(grep -Ev '_Case +(OK|NOTRUN)' <<<"$summary" || true)
 served=$(grep -Eo '[0-9]+ of [0-9]+ translation unit\(s\) served for remote preprocessing' <<<"$out" || true)
