@@ -55,6 +55,20 @@ recipe() {
     yaml-cpp) echo "yaml-cpp . cmake -DYAML_CPP_BUILD_TESTS=OFF" ;;
     abseil) echo "abseil . cmake -DABSL_PROPAGATE_CXX_STD=ON" ;;
     googletest) echo "googletest . cmake" ;;
+    freetype) echo "freetype . cmake -DFT_DISABLE_HARFBUZZ=ON -DFT_DISABLE_BROTLI=ON -DFT_DISABLE_PNG=ON -DFT_DISABLE_BZIP2=ON" ;;
+    libpng1.6) echo "libpng1.6 . cmake -DPNG_TESTS=OFF" ;;
+    pcre2) echo "pcre2 . cmake" ;;
+    libjsoncpp) echo "libjsoncpp . cmake -DJSONCPP_WITH_TESTS=OFF -DJSONCPP_WITH_POST_BUILD_UNITTEST=OFF" ;;
+    fmtlib) echo "fmtlib . cmake -DFMT_TEST=OFF -DFMT_DOC=OFF" ;;
+    libuv1) echo "libuv1 . cmake -DLIBUV_BUILD_TESTS=OFF" ;;
+    c-ares) echo "c-ares . cmake" ;;
+    libevent) echo "libevent . cmake -DEVENT__DISABLE_OPENSSL=ON -DEVENT__DISABLE_MBEDTLS=ON -DEVENT__DISABLE_TESTS=ON -DEVENT__DISABLE_REGRESS=ON -DEVENT__DISABLE_BENCHMARK=ON" ;;
+    jansson) echo "jansson . cmake -DJANSSON_BUILD_DOCS=OFF" ;;
+    pugixml) echo "pugixml . cmake" ;;
+    curl) echo "curl . cmake -DCURL_ENABLE_SSL=OFF -DUSE_LIBIDN2=OFF -DCURL_USE_LIBPSL=OFF -DCURL_USE_LIBSSH2=OFF -DBUILD_TESTING=OFF" ;;
+    libwebp) echo "libwebp . cmake" ;;
+    libjpeg-turbo) echo "libjpeg-turbo . cmake -DWITH_SIMD=OFF" ;;
+    libsodium) echo "libsodium . make all" ;;
     *) echo "bench/extra.sh: no recipe for $1" >&2; exit 2 ;;
   esac
 }

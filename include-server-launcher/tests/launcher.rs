@@ -38,7 +38,8 @@ impl Setup {
         become_subreaper();
         Setup {
             dir: tempfile::tempdir().unwrap(),
-            base: tempfile::tempdir().unwrap(),
+            // In /tmp whatever TMPDIR says: DISTCC_CLIENT_TMP is at most two levels deep.
+            base: tempfile::tempdir_in("/tmp").unwrap(),
         }
     }
 

@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn roots_have_three_components_and_are_private() {
-        let outer = tempfile::tempdir().unwrap();
+        let outer = tempfile::tempdir_in("/tmp").unwrap();
         // A two-level base (/tmp/.tmpXXXX) and a one-level base (/tmp itself is shared,
         // so use the outer dir's parent only for naming checks).
         let two = ClientTmp::from_env(Some(outer.path().as_os_str())).unwrap();
@@ -307,7 +307,7 @@ mod tests {
 
     #[test]
     fn dead_servers_roots_are_removed_live_ones_kept() {
-        let outer = tempfile::tempdir().unwrap();
+        let outer = tempfile::tempdir_in("/tmp").unwrap();
         let tmp = ClientTmp::from_env(Some(outer.path().as_os_str())).unwrap();
         let mine = tmp.create_root(std::process::id(), 1).unwrap();
         // A pid above pid_max cannot be alive.

@@ -861,7 +861,8 @@ mod tests {
         fs::write(proj.join("realinc/a2.h"), "#define X 1\n").unwrap();
         fs::write(proj.join("b.h"), "caf\u{e9}\n").unwrap();
         fs::write(proj.join("absinc/c.h"), "").unwrap();
-        let base = tempfile::tempdir().unwrap();
+        // In /tmp whatever TMPDIR says: a client-root base is at most two levels deep.
+        let base = tempfile::tempdir_in("/tmp").unwrap();
         let client_tmp = ClientTmp::from_env(Some(base.path().as_os_str())).unwrap();
         let root = client_tmp.create_root(std::process::id(), 1).unwrap();
         Fixture {

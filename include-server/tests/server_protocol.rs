@@ -34,7 +34,8 @@ struct Running {
 impl Running {
     fn start() -> Running {
         let dir = tempfile::tempdir().unwrap();
-        let base = tempfile::tempdir().unwrap();
+        // In /tmp whatever TMPDIR says: a client-root base is at most two levels deep.
+        let base = tempfile::tempdir_in("/tmp").unwrap();
         std::fs::write(dir.path().join("x.c"), "#include \"x.h\"\nint x;\n").unwrap();
         std::fs::write(dir.path().join("x.h"), "#define X 1\n").unwrap();
         let config = ServerConfig {
@@ -410,7 +411,7 @@ fn shutdown_removes_roots_and_socket_and_writes_stats() {
 
 #[test]
 fn unusable_socket_path_fails_to_start_and_leaves_nothing() {
-    let base = tempfile::tempdir().unwrap();
+    let base = tempfile::tempdir_in("/tmp").unwrap();
     for socket in [
         PathBuf::from("/nonexistent-dir/socket"),
         Path::new("/tmp").join("x".repeat(120)),
