@@ -6,7 +6,8 @@
 //! - [`TestEnv`] is a temp directory plus a [`Command`] builder with a cleared
 //!   environment: only `PATH`, `HOME`, `TMPDIR` and `DISTCC_DIR` are set, all pointing into
 //!   the temp directory (except `PATH`). [`Run`] captures a finished command and prints
-//!   everything needed to diagnose a failure.
+//!   everything needed to diagnose a failure; it kills a command that outlives its
+//!   deadline and stops reading output that a leftover process keeps open.
 //! - [`Distccd`] starts `/usr/bin/distccd` on 127.0.0.1 and a free port, in the foreground
 //!   (`--no-detach --log-stderr`), waits until its log says the daemon started, which
 //!   distccd logs after `listen()` (a pipe, with a deadline), and stops its whole process group on drop.
@@ -313,6 +314,58 @@ impl Default for TestEnv {
     }
 }
 
+/// How long [`Run::of`] lets a command run.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(15 * 60);
+/// How long [`Run::of`] keeps reading output after the command exited.
+pub const PIPE_GRACE: Duration = Duration::from_secs(10);
+
+/// What a pipe gave so far, and whether it reached its end.
+#[derive(Default)]
+struct Received {
+    bytes: Vec<u8>,
+    ended: bool,
+}
+
+/// One output pipe, read to its end by a thread of its own.
+struct Captured {
+    buf: Arc<(Mutex<Received>, Condvar)>,
+}
+
+impl Captured {
+    fn start(mut pipe: impl Read + Send + 'static) -> Captured {
+        let buf = Arc::new((Mutex::new(Received::default()), Condvar::new()));
+        let shared = Arc::clone(&buf);
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 64 * 1024];
+            loop {
+                let n = pipe.read(&mut chunk).unwrap_or(0);
+                let mut b = shared.0.lock().unwrap();
+                if n == 0 {
+                    b.ended = true;
+                    shared.1.notify_all();
+                    return;
+                }
+                b.bytes.extend_from_slice(&chunk[..n]);
+            }
+        });
+        Captured { buf }
+    }
+
+    /// What was read, and whether the pipe reached its end before `until`.
+    fn finish(self, until: Instant) -> (Vec<u8>, bool) {
+        let (lock, cv) = &*self.buf;
+        let mut b = lock.lock().unwrap();
+        while !b.ended {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            b = cv.wait_timeout(b, left).unwrap().0;
+        }
+        (std::mem::take(&mut b.bytes), b.ended)
+    }
+}
+
 /// A finished command: what ran and what it printed.
 pub struct Run {
     /// The command line, for messages.
@@ -329,19 +382,59 @@ pub struct Run {
 
 impl Run {
     /// Runs `cmd` to completion, capturing stdout and stderr.
+    ///
+    /// Two waits are bounded, so that a test fails with what it has instead of hanging:
+    /// - the command itself: after [`RUN_DEADLINE`] it is killed (SIGKILL) and the record
+    ///   says so;
+    /// - the output pipes after the command exited: a process it left running may still
+    ///   hold them open. After [`PIPE_GRACE`] the record keeps what was read and says so.
     pub fn of(cmd: &mut Command) -> Run {
+        Run::bounded(cmd, RUN_DEADLINE, PIPE_GRACE)
+    }
+
+    /// [`Run::of`] with the two bounds given.
+    pub fn bounded(cmd: &mut Command, deadline: Duration, pipe_grace: Duration) -> Run {
         let command = format!("{cmd:?}");
         let start = Instant::now();
-        let out = cmd
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .output()
+            .spawn()
             .unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
+        let stdout = Captured::start(child.stdout.take().expect("piped stdout"));
+        let stderr = Captured::start(child.stderr.take().expect("piped stderr"));
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let mut notes = String::new();
+        let status = match rx.recv_timeout(deadline) {
+            Ok(status) => status,
+            Err(_) => {
+                // SAFETY: kill(2) on the child's pid, not yet reaped (the waiter holds it).
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                notes.push_str(&format!(
+                    "\n[e2e: killed after {deadline:?}: the command did not finish]"
+                ));
+                rx.recv().expect("the waiter thread sends the status")
+            }
+        }
+        .unwrap_or_else(|e| panic!("cannot wait for {command}: {e}"));
+        let grace = Instant::now() + pipe_grace;
+        let stdout = stdout.finish(grace);
+        let stderr = stderr.finish(grace);
+        if !(stdout.1 && stderr.1) {
+            notes.push_str(&format!(
+                "\n[e2e: an output pipe was still open {pipe_grace:?} after the command exited: \
+                 a process it started is still running]"
+            ));
+        }
         Run {
             command,
-            status: out.status,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            status,
+            stdout: String::from_utf8_lossy(&stdout.0).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr.0).into_owned() + &notes,
             elapsed: start.elapsed(),
         }
     }
@@ -794,5 +887,37 @@ distccd[1] (dcc_job_summary) client: 127.0.0.1:6 COMPILE_OK exit:0 sig:0 core:0 
     fn run_reports_exit_codes() {
         let env = TestEnv::new();
         Run::of(env.cmd("sh").args(["-c", "exit 7"])).expect_code(7);
+    }
+
+    #[test]
+    fn run_is_bounded_by_its_deadline() {
+        // cat waits on a pipe whose writing end the test holds until the end.
+        let (reader, _writer) = std::io::pipe().unwrap();
+        let env = TestEnv::new();
+        let mut cmd = env.cmd("sh");
+        cmd.args(["-c", "echo started; exec cat"]).stdin(reader);
+        let run = Run::bounded(&mut cmd, Duration::from_millis(300), Duration::from_secs(5));
+        assert_eq!(run.code(), 128 + libc::SIGKILL, "{run}");
+        assert_eq!(run.stdout, "started\n");
+        assert!(run.stderr.contains("killed after 300ms"), "{run}");
+    }
+
+    #[test]
+    fn run_returns_when_a_leftover_process_holds_the_output_pipe() {
+        // The leftover waits on a pipe whose writing end the test holds: it ends with the
+        // test.
+        let (reader, _writer) = std::io::pipe().unwrap();
+        let env = TestEnv::new();
+        let mut cmd = env.cmd("sh");
+        cmd.args(["-c", "exec 3<&0; cat <&3 & echo leftover $!"])
+            .stdin(reader);
+        let run = Run::bounded(
+            &mut cmd,
+            Duration::from_secs(60),
+            Duration::from_millis(300),
+        );
+        run.expect_success();
+        assert!(run.stdout.starts_with("leftover "), "{run}");
+        assert!(run.stderr.contains("still open 300ms after"), "{run}");
     }
 }
