@@ -870,15 +870,8 @@ fn distcc_lsdistcc_case() {
     // run by tests/distcc-suite/lsdistcc_case.sh with our lsdistcc first in PATH.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("distcc-suite/lsdistcc_case.sh");
     let build_dir = bin("lsdistcc").parent().unwrap().to_path_buf();
-    let out = std::process::Command::new(&script)
-        .arg(&build_dir)
-        .output()
-        .expect("run lsdistcc_case.sh");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
+    let run = Run::of(std::process::Command::new(&script).arg(&build_dir));
+    run.expect_success();
+    let text = format!("{}{}", run.stdout, run.stderr);
     assert!(text.contains("Lsdistcc_Case OK"), "{text}");
 }
