@@ -76,6 +76,10 @@ struct Cli {
     /// long warm-only stretch).
     #[arg(long, default_value_t = 1)]
     warm_passes: usize,
+    /// At least this many warm requests per implementation: more passes are made when
+    /// `--warm-passes` gives fewer (a code base of a few translation units).
+    #[arg(long, default_value_t = 0)]
+    min_warm_samples: usize,
     /// Internal: serve as the round-trip floor's stand-in server on this socket, in a
     /// process of its own, answering each request at once with `--stand-in-paths` paths.
     #[arg(long, hide = true)]
@@ -424,7 +428,10 @@ fn measure(
         }
     }
     let warm_ms: Vec<Vec<f64>> = tally.iter().map(|t| t.warm.clone()).collect();
-    for pass in 1..cli.warm_passes {
+    let passes = cli
+        .warm_passes
+        .max(cli.min_warm_samples.div_ceil(commands.len().max(1)));
+    for pass in 1..passes {
         for k in order(n, pass + 1) {
             for c in commands {
                 let t = Instant::now();
