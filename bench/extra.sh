@@ -117,7 +117,8 @@ for c in ${EXTRA_CORPORA:-$all}; do
     cdir=$dir; [ -d "$dir/src" ] && [ -f "$dir/src/lua.c" ] && cdir=$dir/src
     src=(--make-dry-run "$dir/make-n.txt" --directory "$cdir")
   fi
-  if ! "$bin/pump-bench" --label "$c" --recall --cold-runs 7 --clients 1,4 "${src[@]}" \
+  if ! "$bin/pump-bench" --label "$c" --recall --cold-runs 7 --warm-passes 3 --min-warm-samples 60 \
+    --clients 1,4 "${src[@]}" \
     --ours "$bin/include_server" --reference "$ref" --json "$extra/results/bench-$c.json" >&2; then
     ok=1
     rows+=("| $c | pump-bench failed (its error is above) | | | | | | | | |")
