@@ -15,7 +15,8 @@
 #   bench/extra.sh [ROOT]    (ROOT as in bench/corpora.sh; the code bases go to ROOT/extra)
 #
 # EXTRA_CORPORA narrows the list (default: every code base recipe() knows, 23). Prints one
-# markdown table; the raw JSON stays in ROOT/extra/results.
+# markdown table (also kept row by row in ROOT/extra/results/rows.md, as each code base
+# ends); the raw JSON and the logs stay in ROOT/extra/results.
 # Exit status: 0 when every TU of every code base was covered (no missed file, no fall-back,
 # every TU served in pump mode, the build done and every object equal), 1 otherwise, 2 on
 # error.
@@ -68,7 +69,7 @@ recipe() {
     curl) echo "curl . cmake -DBUILD_CURL_EXE=OFF -DCURL_ENABLE_SSL=OFF -DUSE_LIBIDN2=OFF -DCURL_USE_LIBPSL=OFF -DCURL_USE_LIBSSH2=OFF -DBUILD_TESTING=OFF" ;;
     libwebp) echo "libwebp . cmake" ;;
     libjpeg-turbo) echo "libjpeg-turbo . cmake -DWITH_SIMD=OFF" ;;
-    libsodium) echo "libsodium . make all" ;;
+    libyaml) echo "libyaml . cmake" ;;
     *) echo "bench/extra.sh: no recipe for $1" >&2; exit 2 ;;
   esac
 }
@@ -95,11 +96,10 @@ distccd --daemon --allow 127.0.0.0/8 --listen 127.0.0.1 --port "$port" --jobs 4 
 trap 'kill "$(cat "$daemon/pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$daemon"' EXIT
 for _ in $(seq 200); do grep -qs 'daemon started' "$daemon/log" && break; sleep 0.05; done
 
-ok=0
-rows=()
-all="lua5.4 zlib expat lz4 snappy tinyxml2 yaml-cpp abseil googletest freetype libpng1.6 pcre2
-  libjsoncpp fmtlib libuv1 c-ares libevent jansson pugixml curl libwebp libjpeg-turbo libsodium"
-for c in ${EXTRA_CORPORA:-$all}; do
+# One code base, $1: fetched, prepared, asked over the socket, built twice and compared.
+# Prints its table row after "ok||" or "FAIL||".
+measure() {
+  local c=$1
   read -r pkg sub kind args <<<"$(recipe "$c")"
   fetch "$pkg" "$c"
   dir=$(realpath "$c/$sub")
@@ -117,13 +117,9 @@ for c in ${EXTRA_CORPORA:-$all}; do
     cdir=$dir; [ -d "$dir/src" ] && [ -f "$dir/src/lua.c" ] && cdir=$dir/src
     src=(--make-dry-run "$dir/make-n.txt" --directory "$cdir")
   fi
-  if ! "$bin/pump-bench" --label "$c" --recall --cold-runs 7 --warm-passes 3 --min-warm-samples 60 \
+  "$bin/pump-bench" --label "$c" --recall --cold-runs 7 --warm-passes 3 --min-warm-samples 60 \
     --clients 1,4 "${src[@]}" \
-    --ours "$bin/include_server" --reference "$ref" --json "$extra/results/bench-$c.json" >&2; then
-    ok=1
-    rows+=("| $c | pump-bench failed (its error is above) | | | | | | | | |")
-    continue
-  fi
+    --ours "$bin/include_server" --reference "$ref" --json "$extra/results/bench-$c.json" >&2
 
   # The whole code base, built twice in the same place (so that paths compiled into the
   # objects agree): first locally with the plain compilers, its objects kept aside, then
@@ -159,7 +155,7 @@ for c in ${EXTRA_CORPORA:-$all}; do
   # (the orig tarball then names the upstream one).
   version=$( (ls "${pkg}"_*.dsc 2>/dev/null || ls "${pkg}"_*.orig.tar.*) | head -1 |
     sed 's/\.dsc$//; s/\.orig\.tar\..*$//')
-  row=$(python3 - "$extra/results/bench-$c.json" "$c" "$version" "$built" "$jobs" "$served" "$compared" "$equal" <<'PY'
+  python3 - "$extra/results/bench-$c.json" "$c" "$version" "$built" "$jobs" "$served" "$compared" "$equal" <<'PY'
 import json, sys
 path, name, version, built, jobs, served, compared, equal = sys.argv[1:]
 r = {x["implementation"]: x for x in json.load(open(path))}
@@ -176,9 +172,25 @@ print("%s|| %s (%s) | %d | %d / %d | %d / %d | %d / %d | %.2f / %.2f ms (%s) | %
     o["warm_median_ms"], p["warm_median_ms"], ratio(o["warm_median_ms"], p["warm_median_ms"]),
     "built" if built == "yes" else "build FAILED", served or "no pump summary", jobs, equal, compared))
 PY
-)
+}
+
+ok=0
+rows=()
+all="lua5.4 zlib expat lz4 snappy tinyxml2 yaml-cpp abseil googletest freetype libpng1.6 pcre2
+  libjsoncpp fmtlib libuv1 c-ares libevent jansson pugixml curl libwebp libjpeg-turbo libyaml"
+: >"$extra/results/rows.md"
+for c in ${EXTRA_CORPORA:-$all}; do
+  # In a subshell of its own, errexit on: a code base that fails to fetch, configure or
+  # measure gives a failing row, and the others still run.
+  set +e
+  (set -e; measure "$c") >"$extra/results/row-$c"
+  status=$?
+  set -e
+  row=$(cat "$extra/results/row-$c")
+  [ $status -eq 0 ] && [ -n "$row" ] || row="FAIL|| $c | failed (exit $status; its error is above) | | | | | | | | |"
   [ "${row%%||*}" = ok ] || ok=1
   rows+=("|${row#*||}")
+  echo "|${row#*||}" >>"$extra/results/rows.md"
 done
 
 echo "| code base (source package) | TUs | replies missing a gcc -MM file rust / python | fall-backs rust / python | files shipped rust / python | cold first request, nothing saved, rust / python | cold, probes saved (rust) | warm median rust / python | our \`pump make -j4\`, DISTCC_FALLBACK=0 | objects equal to the local build's (strip-debug) |"
