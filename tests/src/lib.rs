@@ -412,7 +412,8 @@ impl Run {
         let status = match rx.recv_timeout(deadline) {
             Ok(status) => status,
             Err(_) => {
-                // SAFETY: kill(2) on the child's pid, not yet reaped (the waiter holds it).
+                // SAFETY: kill(2) takes no pointers. The waiter reaps the child only once it
+                // has exited; if that happened just now, the signal finds no process.
                 unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
                 notes.push_str(&format!(
                     "\n[e2e: killed after {deadline:?}: the command did not finish]"
