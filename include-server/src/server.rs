@@ -279,9 +279,9 @@ impl Server {
         self.shared.stats_snapshot()
     }
 
-    /// Waits up to 2 s for requests being answered, then removes every client root of
-    /// this server, unlinks the socket and writes `<socket dir>/stats.json`. Does all
-    /// three and reports the first error.
+    /// Waits up to 2 s for requests being answered and for the compilers they probed to
+    /// end, then removes every client root of this server, unlinks the socket and writes
+    /// `<socket dir>/stats.json`. Does all three and reports the first error.
     pub fn shutdown(&self) -> io::Result<()> {
         let shared = &self.shared;
         // Requests being answered get a moment to finish, so that their files are not
@@ -301,6 +301,9 @@ impl Server {
                 .0;
         }
         drop(busy);
+        // Compilers probed for requests already answered: their probes are saved for the
+        // next server when they end.
+        shared.analyzer.settle(deadline);
         let mut result = Ok(());
         let mut keep = |r: io::Result<()>| {
             if let Err(e) = r {

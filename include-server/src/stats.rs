@@ -5,7 +5,8 @@
 //! reason (the reply is `ARGC00000000`, or no reply for a refused peer); a connection
 //! closed before sending a byte (a readiness probe) is not a request. The JSON keys
 //! are stable: `requests`, `served`, `fallbacks`, `fallback_reasons` (reason -> count),
-//! `files_parsed`, `parse_cache_hits`, `compiler_probes`, `probe_cache_hits`, `files_compressed`,
+//! `files_parsed`, `parse_cache_hits`, `compiler_probes`, `probe_cache_hits`, `macro_waits`,
+//! `files_compressed`,
 //! `compression_cache_hits`, `bytes_read`, `bytes_compressed`, `generation`,
 //! `request_seconds_total`, `request_seconds_max`, `uptime_seconds`.
 
@@ -38,6 +39,9 @@ pub struct Stats {
     pub compiler_probes: u64,
     /// Compiler defaults read from probes saved by an earlier server (from the analysis).
     pub probe_cache_hits: u64,
+    /// Requests that waited for a compiler's predefined macros after its directories
+    /// (from the analysis).
+    pub macro_waits: u64,
     /// Include graphs reused across requests (from the analysis).
     pub graph_cache_hits: u64,
     /// Computed includes too heavy to expand exactly, answered with a conservative
@@ -108,6 +112,7 @@ impl Stats {
         self.parse_cache_hits = analysis.parse_cache_hits;
         self.compiler_probes = analysis.compiler_probes;
         self.probe_cache_hits = analysis.probe_cache_hits;
+        self.macro_waits = analysis.macro_waits;
         self.graph_cache_hits = analysis.graph_cache_hits;
         self.approximated_evaluations = analysis.approximated_evaluations;
         self.incomplete_evaluations = analysis.incomplete_evaluations;

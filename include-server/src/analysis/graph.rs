@@ -21,7 +21,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use super::cputime::Budget;
 use super::fscache::FsCache;
 use super::macros::{self, Checked, EvalError, Evaluation, HeaderName, MacroDef, MacroTable, Sym};
-use super::probe::{Defaults, ProbeKey};
+use super::probe::{Defaults, Pending, ProbeKey};
 use super::scan::{self, IncludeForm};
 use super::shard::ShardedMap;
 use super::AnalysisError;
@@ -218,6 +218,8 @@ pub struct Counters {
     pub compiler_probes: AtomicU64,
     /// Compiler defaults read from saved probes.
     pub probe_cache_hits: AtomicU64,
+    /// Requests that waited for a compiler's predefined macros after its directories.
+    pub macro_waits: AtomicU64,
     /// Edge lists answered from the memo.
     pub graph_cache_hits: AtomicU64,
     /// Evaluations stopped by the evaluator's hard bound (each failed its request unless
@@ -240,9 +242,14 @@ enum Computed {
     Approximate,
 }
 
-/// A request's search configuration and the compiler's default directories (angle
-/// first, then the quote-only ones), as a closure lists them.
-pub type Setup = (Arc<Config>, Arc<Vec<PathBuf>>);
+/// A request's search configuration, the compiler's default directories (angle first,
+/// then the quote-only ones) as a closure lists them, and the compiler's predefined
+/// macros while they are still coming.
+pub type Setup = (Arc<Config>, Arc<Vec<PathBuf>>, Option<Arc<Pending>>);
+
+/// A probe's directories, and its predefined macros while they are still coming (the
+/// compiler printed its search lists and has not ended yet).
+pub type Probed = (Arc<Defaults>, Option<Arc<Pending>>);
 
 /// All state of one cache generation.
 #[derive(Debug, Default)]
@@ -254,7 +261,7 @@ pub struct Generation {
     /// The global macro table.
     pub macros: MacroTable,
     /// Compiler defaults by probe key.
-    pub probes: ShardedMap<ProbeKey, Arc<Defaults>>,
+    pub probes: ShardedMap<ProbeKey, Probed>,
     /// Interned configurations.
     pub configs: ShardedMap<ConfigKey, Arc<Config>>,
     next_config: AtomicU64,

@@ -251,6 +251,9 @@ pub struct AnalysisStats {
     pub compiler_probes: u64,
     /// Compiler defaults read from probes saved on disk instead.
     pub probe_cache_hits: u64,
+    /// Requests that waited for a compiler's predefined macros: their closure looked up a
+    /// macro while the compiler, which had printed its directories, was still running.
+    pub macro_waits: u64,
     /// Edge lists answered from the include-graph memo.
     pub graph_cache_hits: u64,
     /// Computed-include evaluations stopped by the evaluator's hard bound (each failed
@@ -278,6 +281,8 @@ pub struct Analyzer {
     /// The read-ahead helpers, started by the first request (not before the server
     /// reports readiness).
     prefetch: std::sync::OnceLock<Option<Arc<graph::Prefetcher>>>,
+    /// Probes whose compiler had not ended when their request went on.
+    pending: Mutex<Vec<Arc<probe::Pending>>>,
 }
 
 impl Drop for Analyzer {
@@ -298,6 +303,7 @@ impl Analyzer {
             counters,
             resets: Default::default(),
             prefetch: std::sync::OnceLock::new(),
+            pending: Mutex::default(),
         }
     }
 
@@ -356,7 +362,7 @@ impl Analyzer {
         // Everything but the files: requests with the same flags in the same directory
         // share their macros, probe and search configuration.
         let setup_key = setup_key(cwd, &cmd);
-        let (cfg, system_dirs) = match gen.setups.get(&setup_key[..]) {
+        let (cfg, system_dirs, pending) = match gen.setups.get(&setup_key[..]) {
             Some(hit) => hit,
             None => {
                 let setup = self.setup(&gen, cwd, &cmd, &mut budget, guessed)?;
@@ -364,7 +370,25 @@ impl Analyzer {
             }
         };
         let mut ctx = self.ctx(&gen, cfg.clone(), budget);
-        let (roots, total) = walk(&mut ctx, cwd, &cmd)?;
+        let (roots, total) = loop {
+            // How the compiler ended before this walk, if it was still running when the
+            // request was set up.
+            let ended = pending.as_deref().map(probe::Pending::outcome);
+            if let Some(Some(Err(e))) = ended {
+                return Err(AnalysisError::CompilerProbe(e.clone()));
+            }
+            let walked = walk(&mut ctx, cwd, &cmd)?;
+            if let (Some(None), Some(p)) = (ended, pending.as_deref()) {
+                // The compiler gave its directories and has not ended yet: its
+                // predefined macros can only change a closure that looked up macros.
+                if !walked.1.deps.is_empty() || walked.1.approximated {
+                    self.counters.macro_waits.fetch_add(1, Ordering::Relaxed);
+                    p.wait();
+                    continue;
+                }
+            }
+            break walked;
+        };
         let source_real = roots.last().expect("the source is a root").real.clone();
         let cached = total
             .materialized
@@ -453,17 +477,18 @@ impl Analyzer {
         }
     }
 
-    /// The compiler's defaults: saved on disk by an earlier server, or probed (and saved);
-    /// `while_running` is called while the compiler runs, and `known` with the defaults
-    /// as soon as they are known (on the thread that waited for the compiler, while
-    /// `while_running` may still run).
+    /// The compiler's defaults: saved on disk by an earlier server, or probed (and saved).
+    /// `while_running` is called while the compiler runs. The directories are returned as
+    /// soon as the compiler has printed its search lists, about half-way through its run;
+    /// its predefined macros are entered into `gen`'s table when it ends, which the
+    /// returned [`probe::Pending`] tells.
     fn probe(
         &self,
+        gen: &Arc<Generation>,
         key: &probe::ProbeKey,
         cwd: &Path,
         while_running: impl FnOnce(),
-        known: &(dyn Fn(&probe::Defaults) + Sync),
-    ) -> Result<Arc<probe::Defaults>, String> {
+    ) -> Result<graph::Probed, String> {
         let path_env = self.config.probe_path.as_deref();
         let cache = self
             .config
@@ -475,90 +500,108 @@ impl Analyzer {
                 self.counters
                     .probe_cache_hits
                     .fetch_add(1, Ordering::Relaxed);
-                known(&d);
-                return Ok(d);
+                enter_macros(gen, &d);
+                return Ok((d, None));
             }
         }
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         let child = probe::spawn(key, cwd, path_env)?;
-        let (out, d) = match self.prefetch() {
-            Some(prefetch) => self.finish_helping(prefetch, key, child, while_running, known),
-            None => {
-                while_running();
-                finish_probe(key, child, known)
-            }
-        }?;
         self.counters
             .compiler_probes
             .fetch_add(1, Ordering::Relaxed);
-        if let Some(c) = cache {
-            c.store(key, cwd, path_env, &out, started);
+        let pending = Arc::new(probe::Pending::default());
+        {
+            let mut all = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            all.retain(|p| !p.done());
+            all.push(pending.clone());
         }
-        Ok(d)
+        let ending = Ending {
+            key: key.clone(),
+            gen: gen.clone(),
+            cache: cache.map(|c| {
+                (
+                    c,
+                    cwd.to_path_buf(),
+                    path_env.map(|p| p.to_os_string()),
+                    started,
+                )
+            }),
+            pending: pending.clone(),
+        };
+        let d = self.probe_while(ending, child, while_running)?;
+        match pending.outcome() {
+            Some(Ok(())) => Ok((d, None)),
+            _ => Ok((d, Some(pending))),
+        }
     }
 
     /// Runs `while_running` (the walk with guessed directories) while a thread of its
-    /// own waits for the compiler `child`; the compiler's output and the defaults it
-    /// gives, which that thread reads and passes to `known` at once (while the walk may
-    /// still run, often after the compiler).
+    /// own reads the compiler `child`'s output: the directories, once it has printed its
+    /// search lists (or its error, if it fails first). That thread goes on alone: it
+    /// waits for the compiler to end and does the rest of `ending`.
     ///
-    /// When the compiler has exited, that thread reads ahead for the walk until it ends,
-    /// on the core the compiler leaves. While the compiler ran (about 10 ms of `cc1plus`),
-    /// the walk and the read-ahead helpers shared the other cores; on two cores, the walk
-    /// and its one helper shared one. Linux then often leaves the two stacked on that core
-    /// for several milliseconds after the compiler's core goes idle: it moves a running
-    /// thread only at a balancing tick, and a helper that sleeps and wakes may be put
-    /// back beside the walk. The thread woken by the compiler's exit is already on the
-    /// free core. When the helpers cannot all have a core of their own next to the walk
-    /// and this thread, they are held (they hand back what they were reading) while it
-    /// reads ahead in their place.
-    fn finish_helping(
+    /// When the compiler has ended before the walk, that thread reads ahead for the walk
+    /// until it ends, on the core the compiler leaves. While the compiler ran (about 10
+    /// ms of `cc1plus`), the walk and the read-ahead helpers shared the other cores; on
+    /// two cores, the walk and its one helper shared one. Linux then often leaves the two
+    /// stacked on that core for several milliseconds after the compiler's core goes
+    /// idle: it moves a running thread only at a balancing tick, and a helper that sleeps
+    /// and wakes may be put back beside the walk. The thread woken by the compiler's exit
+    /// is already on the free core. When the helpers cannot all have a core of their own
+    /// next to the walk and this thread, they are held (they hand back what they were
+    /// reading) while it reads ahead in their place.
+    fn probe_while(
         &self,
-        prefetch: &graph::Prefetcher,
-        key: &probe::ProbeKey,
+        ending: Ending,
         child: std::process::Child,
         while_running: impl FnOnce(),
-        known: &(dyn Fn(&probe::Defaults) + Sync),
-    ) -> Result<(probe_cache::Output, Arc<probe::Defaults>), String> {
-        let walked = AtomicBool::new(false);
-        // Set even if the walk panics: the helping thread must stop.
-        struct Walked<'a>(&'a AtomicBool);
-        impl Drop for Walked<'_> {
+    ) -> Result<Arc<probe::Defaults>, String> {
+        // Set even if the walk panics: the reading-ahead thread must stop.
+        struct Walked(Arc<AtomicBool>);
+        impl Drop for Walked {
             fn drop(&mut self) {
                 self.0.store(true, Ordering::Relaxed);
             }
         }
-        let slot = Mutex::new(Some(child));
-        let take = || slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let hold_helpers = prefetch.helpers() + 2 > crate::available_cores();
-        let (counters, walked) = (&*self.counters, &walked);
-        std::thread::scope(|s| {
-            let waiter = std::thread::Builder::new()
-                .name("probe-wait".into())
-                .spawn_scoped(s, move || {
-                    let out = take().map(|child| finish_probe(key, child, known));
-                    let _hold = hold_helpers.then(|| prefetch.hold());
-                    prefetch.help_until(counters, walked);
-                    out
-                });
-            {
-                let _walked = Walked(walked);
-                while_running();
-            }
-            match waiter.ok().and_then(|w| w.join().ok()).flatten() {
-                Some(out) => out,
-                // No thread could be started (or it failed): wait here.
-                None => match take() {
-                    Some(child) => finish_probe(key, child, known),
-                    None => Err(format!(
-                        "waiting for the probe of '{}' failed",
-                        String::from_utf8_lossy(&key.compiler)
-                    )),
-                },
-            }
-        })
+        let walked = Walked(Arc::new(AtomicBool::new(false)));
+        let name = String::from_utf8_lossy(&ending.key.compiler).into_owned();
+        let failed = || format!("waiting for the probe of '{name}' failed");
+        // Taken by the thread, or by this one if the thread could not start.
+        let slot = Arc::new(Mutex::new(Some((ending, child))));
+        let take = |slot: &Mutex<Option<(Ending, std::process::Child)>>| {
+            slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let prefetch = self.prefetch().and(self.prefetch.get().cloned().flatten());
+        let counters = self.counters.clone();
+        let (slot2, done) = (slot.clone(), walked.0.clone());
+        let started = std::thread::Builder::new()
+            .name("probe-wait".into())
+            .spawn(move || {
+                if let Some((ending, child)) = take(&slot2) {
+                    ending.run(child, |d| {
+                        let _ = tx.send(d);
+                    });
+                }
+                if let Some(p) = prefetch {
+                    let _hold = (p.helpers() + 2 > crate::available_cores()).then(|| p.hold());
+                    p.help_until(&counters, &done);
+                }
+            });
+        {
+            let _walked = walked;
+            while_running();
+        }
+        if started.is_ok() {
+            return rx.recv().unwrap_or_else(|_| Err(failed()));
+        }
+        // No thread: wait here.
+        let (ending, child) = take(&slot).ok_or_else(failed)?;
+        let mut got = None;
+        ending.run(child, |d| got = Some(d));
+        got.unwrap_or_else(|| Err(failed()))
     }
 
     /// The command line's macros entered into the table, the search configuration and
@@ -580,8 +623,8 @@ impl Analyzer {
         for u in &cmd.undefs {
             gen.macros.undefine(u);
         }
-        let defaults = if cmd.nostdinc {
-            Arc::new(probe::Defaults::default())
+        let (defaults, pending) = if cmd.nostdinc {
+            (Arc::new(probe::Defaults::default()), None)
         } else {
             let relative_path = !cmd.compiler.starts_with(b"/") && cmd.compiler.contains(&b'/');
             let key = probe::ProbeKey {
@@ -591,27 +634,30 @@ impl Analyzer {
                 flags: cmd.probe_flags.clone(),
             };
             match gen.probes.get(&key) {
-                Some(d) => d,
+                Some(probed) => probed,
                 None => {
                     let limit = budget.limit();
                     let walk = || self.walk_while_probing(gen, cwd, cmd, limit, guessed);
-                    // The predefined macros are entered as soon as they are known: a
-                    // walk with guessed directories still running meanwhile may read
-                    // them or not, its evaluations record the versions they saw.
-                    let enter = |d: &probe::Defaults| {
-                        for m in &d.macros {
-                            gen.define(m, 0);
-                        }
-                    };
-                    let d = budget
-                        .exclude(|| self.probe(&key, cwd, walk, &enter))
+                    let probed = budget
+                        .exclude(|| self.probe(gen, &key, cwd, walk))
                         .map_err(AnalysisError::CompilerProbe)?;
-                    gen.probes.insert_if_absent(key, d)
+                    gen.probes.insert_if_absent(key, probed)
                 }
             }
         };
         let key = search_config(gen, cwd, cmd, &defaults);
-        Ok((gen.config(key), Arc::new(system_dirs(&defaults))))
+        Ok((gen.config(key), Arc::new(system_dirs(&defaults)), pending))
+    }
+
+    /// Waits, at most until `deadline`, for the compilers probed for requests already
+    /// answered to end and their probes to be saved; whether all have.
+    pub fn settle(&self, deadline: std::time::Instant) -> bool {
+        let all = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        all.iter().all(|p| p.wait_done(deadline))
     }
 
     /// Drops every cache (a `--stat_reset_triggers` change or a new generation).
@@ -630,6 +676,7 @@ impl Analyzer {
             parse_cache_hits: l(&c.parse_cache_hits),
             compiler_probes: l(&c.compiler_probes),
             probe_cache_hits: l(&c.probe_cache_hits),
+            macro_waits: l(&c.macro_waits),
             graph_cache_hits: l(&c.graph_cache_hits),
             capped_evaluations: l(&c.capped_evaluations),
             ignored_absolute_includes: l(&c.ignored_absolute_includes),
@@ -640,17 +687,67 @@ impl Analyzer {
     }
 }
 
-/// Waits for the compiler `child`; its output and the defaults it gives, passed to
-/// `known` first.
-fn finish_probe(
-    key: &probe::ProbeKey,
-    child: std::process::Child,
-    known: &(dyn Fn(&probe::Defaults) + Sync),
-) -> Result<(probe_cache::Output, Arc<probe::Defaults>), String> {
-    let out = probe::finish(key, child)?;
-    let d = probe::interpret(key, &out)?;
-    known(&d);
-    Ok((out, d))
+/// The predefined macros `defaults` holds, entered into `gen`'s table.
+fn enter_macros(gen: &Generation, defaults: &probe::Defaults) {
+    for m in &defaults.macros {
+        gen.define(m, 0);
+    }
+}
+
+/// What is left to do once a probe's compiler has started.
+struct Ending {
+    key: probe::ProbeKey,
+    gen: Arc<Generation>,
+    /// Where to save it: the cache, the cwd, `PATH`, when the compiler started.
+    cache: Option<(
+        probe_cache::ProbeCache,
+        PathBuf,
+        Option<std::ffi::OsString>,
+        i64,
+    )>,
+    pending: Arc<probe::Pending>,
+}
+
+impl Ending {
+    /// Reads the compiler's output: its directories go to `dirs` as soon as its search
+    /// lists are complete (or when it ends, with its error if it failed). Once it has
+    /// ended, enters its predefined macros, settles [`Ending::pending`] and saves the
+    /// probe.
+    fn run(
+        self,
+        child: std::process::Child,
+        dirs: impl FnOnce(Result<Arc<probe::Defaults>, String>),
+    ) {
+        let mut running = probe::Running::new(&self.key, child);
+        let mut dirs = Some(dirs);
+        if let Some(d) = running.search_lists() {
+            if let Some(f) = dirs.take() {
+                f(Ok(Arc::new(d)));
+            }
+        }
+        let ended = running
+            .finish()
+            .and_then(|out| Ok((probe::interpret(&self.key, &out)?, out)));
+        match ended {
+            Ok((d, out)) => {
+                enter_macros(&self.gen, &d);
+                self.pending.settle(Ok(()));
+                if let Some(f) = dirs.take() {
+                    f(Ok(d));
+                }
+                if let Some((cache, cwd, path_env, started)) = &self.cache {
+                    cache.store(&self.key, cwd, path_env.as_deref(), &out, *started);
+                }
+            }
+            Err(e) => {
+                self.pending.settle(Err(e.clone()));
+                if let Some(f) = dirs.take() {
+                    f(Err(e));
+                }
+            }
+        }
+        self.pending.finish();
+    }
 }
 
 /// A compiler's default directories as a closure lists them: angle first, then the

@@ -6,6 +6,12 @@
 //! the compiler's predefined macros (`__x86_64__`, `linux`, `__cplusplus`, ...), which
 //! enter the macro table: computed includes that use them expand as the compiler would.
 //!
+//! The output is read as it comes ([`Running`]). The search lists are on standard error
+//! about half-way through the compiler's run (`cc1plus` prints them before it sets up
+//! the rest of its front end), so a request goes on with them at once; the macros come on
+//! standard output when the compiler ends, and only a closure that looked up a macro
+//! waits for them ([`Pending`]).
+//!
 //! The flags passed are the ones that select another set of default directories:
 //! `--sysroot`, `-isysroot`, `-nostdinc`, `-nostdinc++`, `-target`/`--target=`, `-B`,
 //! `-m*` (multilib), `-specs=`, `-stdlib=`, `--gcc-toolchain`, `-resource-dir`,
@@ -14,7 +20,7 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 
 use super::probe_cache::Output;
@@ -129,22 +135,186 @@ fn exec_error(key: &ProbeKey, e: &std::io::Error) -> String {
 
 /// Waits for a compiler [`spawn`] started; its output if it succeeded.
 pub fn finish(key: &ProbeKey, child: Child) -> Result<Output, String> {
-    let out = child.wait_with_output().map_err(|e| exec_error(key, &e))?;
-    if !out.status.success() {
-        let mut text = out.stderr;
-        text.extend_from_slice(&out.stdout);
-        return Err(format!(
-            "{}command '{}' exited with status '{}'.\n Command output:\n{}",
-            error_head(key),
-            key.command_text(),
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&text)
-        ));
+    Running::new(key, child).finish()
+}
+
+/// A compiler [`spawn`] started, its output read as it comes: the search lists are on
+/// standard error near the start (a `cc1plus` prints them after about half of its run),
+/// the predefined macros on standard output at the end.
+pub struct Running<'a> {
+    key: &'a ProbeKey,
+    child: Child,
+    out: Output,
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+}
+
+impl<'a> Running<'a> {
+    /// Takes over the pipes of `child`.
+    pub fn new(key: &'a ProbeKey, mut child: Child) -> Running<'a> {
+        Running {
+            key,
+            stdout: child.stdout.take(),
+            stderr: child.stderr.take(),
+            child,
+            out: Output {
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            },
+        }
     }
-    Ok(Output {
-        stdout: out.stdout,
-        stderr: out.stderr,
-    })
+
+    /// Reads until standard error holds the end of the `#include <...>` search list: the
+    /// directories (no macros yet). `None` if the output ends first; [`Running::finish`]
+    /// then tells why.
+    pub fn search_lists(&mut self) -> Option<Defaults> {
+        loop {
+            if let Some(end) = search_lists_end(&self.out.stderr) {
+                return parse(&self.out.stderr[..end]);
+            }
+            if !self.read_some() {
+                return None;
+            }
+        }
+    }
+
+    /// Reads the rest and waits for the compiler: its whole output if it succeeded.
+    pub fn finish(mut self) -> Result<Output, String> {
+        while self.read_some() {}
+        let key = self.key;
+        let status = self.child.wait().map_err(|e| exec_error(key, &e))?;
+        if !status.success() {
+            let mut text = self.out.stderr;
+            text.extend_from_slice(&self.out.stdout);
+            return Err(format!(
+                "{}command '{}' exited with status '{}'.\n Command output:\n{}",
+                error_head(key),
+                key.command_text(),
+                status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&text)
+            ));
+        }
+        Ok(self.out)
+    }
+
+    /// Waits until a pipe has something and reads it; `false` once both are closed.
+    fn read_some(&mut self) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let (ready_out, ready_err) = {
+            let mut fds = Vec::with_capacity(2);
+            if let Some(o) = &self.stdout {
+                fds.push(PollFd::new(o.as_fd(), PollFlags::POLLIN));
+            }
+            if let Some(e) = &self.stderr {
+                fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
+            }
+            if fds.is_empty() {
+                return false;
+            }
+            // On another error, reading tells what is wrong with the pipe.
+            while let Err(nix::errno::Errno::EINTR) = poll(&mut fds, PollTimeout::NONE) {}
+            let ready = |f: &PollFd| f.revents().map_or(true, |r| !r.is_empty());
+            let mut it = fds.iter();
+            let o = self.stdout.is_some() && it.next().is_some_and(ready);
+            let e = self.stderr.is_some() && it.next().is_some_and(ready);
+            (o, e)
+        };
+        if ready_out {
+            read_into(&mut self.stdout, &mut self.out.stdout);
+        }
+        if ready_err {
+            read_into(&mut self.stderr, &mut self.out.stderr);
+        }
+        true
+    }
+}
+
+/// One read from `pipe` appended to `to`; the pipe is dropped at its end or on an error.
+fn read_into(pipe: &mut Option<impl std::io::Read>, to: &mut Vec<u8>) {
+    let Some(p) = pipe else { return };
+    let mut buf = [0u8; 16 << 10];
+    match p.read(&mut buf) {
+        Ok(0) => *pipe = None,
+        Ok(n) => to.extend_from_slice(&buf[..n]),
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+        Err(_) => *pipe = None,
+    }
+}
+
+/// Where the text of the `#include <...>` search list's end line ends, once `stderr` holds
+/// it (after that list's header).
+fn search_lists_end(stderr: &[u8]) -> Option<usize> {
+    let header = memchr::memmem::find(stderr, b"#include <...> search starts here:")?;
+    let end = header + memchr::memmem::find(&stderr[header..], b"\nEnd of search list")? + 1;
+    let eol = memchr::memchr(b'\n', &stderr[end..])?;
+    Some(end + eol + 1)
+}
+
+/// The end of a probe whose search lists came before its compiler ended: settled once
+/// the compiler has ended and its predefined macros are in the table (or it failed),
+/// done once the probe is also saved.
+#[derive(Debug, Default)]
+pub struct Pending {
+    outcome: std::sync::OnceLock<Result<(), String>>,
+    done: std::sync::atomic::AtomicBool,
+    lock: std::sync::Mutex<()>,
+    cv: std::sync::Condvar,
+}
+
+impl Pending {
+    /// How the compiler ended, once it has (its macros are then visible); a lock-free
+    /// load.
+    pub fn outcome(&self) -> Option<&Result<(), String>> {
+        self.outcome.get()
+    }
+
+    /// Records how the compiler ended (after its macros are entered); wakes the waiters.
+    pub fn settle(&self, outcome: Result<(), String>) {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.outcome.set(outcome);
+        self.cv.notify_all();
+    }
+
+    /// Records that nothing more is left to do (the probe is saved); wakes the waiters.
+    pub fn finish(&self) {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.done.store(true, std::sync::atomic::Ordering::Release);
+        self.cv.notify_all();
+    }
+
+    /// Whether [`Pending::finish`] was called.
+    pub fn done(&self) -> bool {
+        self.done.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits until the compiler has ended: how it ended.
+    pub fn wait(&self) -> &Result<(), String> {
+        let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(o) = self.outcome.get() {
+                return o;
+            }
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Waits until [`Pending::finish`], at most until `deadline`; whether it came.
+    pub fn wait_done(&self, deadline: std::time::Instant) -> bool {
+        let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        while !self.done() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            g = self
+                .cv
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
 }
 
 /// Reads a successful probe's output: the search lists and the predefined macros.
@@ -383,6 +553,44 @@ mod tests {
         };
         let e = probe(&bad, Path::new("/"), None).unwrap_err();
         assert!(e.contains("error executing"), "{e}");
+    }
+
+    #[test]
+    fn the_search_lists_end_is_found_in_partial_output() {
+        let text = b"ignoring nonexistent directory \"/x\"\n#include \"...\" search starts here:\n\
+                     End of search list.\n#include <...> search starts here:\n /usr/include\n\
+                     End of search list.\nCOMPILER_PATH=/usr/lib\n";
+        let end = search_lists_end(text).unwrap();
+        assert!(text[..end].ends_with(b"End of search list.\n"));
+        assert_eq!(end, text.len() - b"COMPILER_PATH=/usr/lib\n".len());
+        // Not yet: the quote list's end, or the angle list's end line cut short.
+        assert_eq!(search_lists_end(&text[..80]), None);
+        assert_eq!(search_lists_end(&text[..end - 1]), None);
+        assert_eq!(
+            parse(&text[..end]).unwrap().angle,
+            vec![PathBuf::from("/usr/include")]
+        );
+    }
+
+    #[test]
+    fn a_running_probe_gives_its_search_lists_before_its_output_ends() {
+        for (compiler, language) in [("gcc", "c"), ("g++", "c++")] {
+            let key = ProbeKey {
+                compiler: compiler.as_bytes().to_vec(),
+                cwd: None,
+                language: language.as_bytes().to_vec(),
+                flags: vec![],
+            };
+            let path = Some(std::ffi::OsStr::new("/usr/bin:/bin"));
+            let child = spawn(&key, Path::new("/"), path).unwrap();
+            let mut running = Running::new(&key, child);
+            let early = running.search_lists().unwrap();
+            assert!(early.macros.is_empty());
+            let out = running.finish().unwrap();
+            let whole = interpret(&key, &out).unwrap();
+            assert_eq!((&early.quote, &early.angle), (&whole.quote, &whole.angle));
+            assert!(whole.macros.iter().any(|m| m.name() == b"__GNUC__"));
+        }
     }
 }
 #[cfg(test)]

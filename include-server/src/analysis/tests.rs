@@ -523,3 +523,109 @@ fn a_wrong_guess_of_the_default_directories_is_not_used() {
         c.system_dirs
     );
 }
+
+/// A compiler, `fakecc` in `bin`, that prints search lists naming `sys` on standard
+/// error, then runs `then` (shell).
+fn fake_compiler(root: &Path, then: &str) -> PathBuf {
+    let bin = root.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::create_dir_all(root.join("sys")).unwrap();
+    let cc = bin.join("fakecc");
+    fs::write(
+        &cc,
+        format!(
+            "#!/bin/sh\nprintf '#include \"...\" search starts here:\\n#include <...> search starts \
+             here:\\n {}\\nEnd of search list.\\n' >&2\n{then}\n",
+            root.join("sys").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&cc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    bin
+}
+
+fn engine_on_path(bin: &Path) -> Analyzer {
+    Analyzer::new(AnalyzerConfig {
+        probe_path: Some(format!("{}:/usr/bin:/bin", bin.display()).into()),
+        prefetch_helpers: Some(1),
+        ..Default::default()
+    })
+}
+
+#[test]
+fn a_request_goes_on_once_the_compiler_has_printed_its_search_lists() {
+    // The compiler prints its search lists, then waits at a gate before it prints its
+    // predefined macros and ends.
+    let t = tempfile::tempdir().unwrap();
+    let r = fs::canonicalize(t.path()).unwrap();
+    let gate = r.join("gate");
+    nix::unistd::mkfifo(&gate, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let bin = fake_compiler(
+        &r,
+        &format!(
+            "read line < {}\necho '#define PICKED \"picked.h\"'",
+            gate.display()
+        ),
+    );
+    write(&r, "x.c", "#include \"a.h\"\n#include <s.h>\n");
+    write(&r, "a.h", "");
+    write(&r, "sys/s.h", "#include \"../below.h\"\n");
+    write(&r, "below.h", "");
+    write(&r, "y.c", "#include PICKED\n");
+    write(&r, "picked.h", "");
+    let a = Arc::new(engine_on_path(&bin));
+    let ask = |file: &str| {
+        let (a, r, argv) = (a.clone(), r.clone(), argv(&format!("fakecc -c {file}")));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(a.analyze(&r, &argv, BUDGET)));
+        rx
+    };
+    // No computed include: answered while the compiler waits at its gate.
+    let c = ask("x.c")
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the request waited for the compiler to end")
+        .unwrap();
+    assert_eq!(sorted_names(&c, &r), vec!["a.h", "below.h", "x.c"]);
+    assert_eq!(*c.system_dirs, vec![r.join("sys")]);
+    // A computed include needs the macros: the request waits for them, and the gate
+    // opens only once it does.
+    let later = ask("y.c");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while a.stats().macro_waits == 0 {
+        let answered = later.try_recv().ok();
+        if answered.is_some() || std::time::Instant::now() > deadline {
+            // Let the compiler end before failing.
+            fs::write(&gate, "go\n").unwrap();
+            panic!("y.c did not wait for the macros: {answered:?}");
+        }
+        std::thread::yield_now();
+    }
+    fs::write(&gate, "go\n").unwrap();
+    let c = later
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap()
+        .unwrap();
+    assert_eq!(sorted_names(&c, &r), vec!["picked.h", "y.c"]);
+    assert!(a.settle(std::time::Instant::now() + Duration::from_secs(60)));
+    assert_eq!(a.stats().compiler_probes, 1);
+    assert_eq!(a.stats().macro_waits, 1);
+}
+
+#[test]
+fn a_compiler_that_fails_after_its_search_lists_fails_the_requests_after() {
+    let t = tempfile::tempdir().unwrap();
+    let r = fs::canonicalize(t.path()).unwrap();
+    let bin = fake_compiler(&r, "echo 'fakecc: broken' >&2\nexit 3");
+    write(&r, "x.c", "#include \"a.h\"\n");
+    write(&r, "a.h", "");
+    let a = engine_on_path(&bin);
+    // The first request may be answered before the compiler ends.
+    let _ = a.analyze(&r, &argv("fakecc -c x.c"), BUDGET);
+    assert!(a.settle(std::time::Instant::now() + Duration::from_secs(60)));
+    let e = a
+        .analyze(&r, &argv("fakecc -c x.c"), BUDGET)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("exited with status '3'"), "{e}");
+    assert!(e.contains("fakecc: broken"), "{e}");
+}
