@@ -308,7 +308,7 @@ impl Analyzer {
     }
 
     /// The read-ahead helpers, started on first use.
-    fn prefetch(&self) -> Option<&graph::Prefetcher> {
+    fn prefetch(&self) -> Option<&Arc<graph::Prefetcher>> {
         self.prefetch
             .get_or_init(|| {
                 let n = self
@@ -317,7 +317,7 @@ impl Analyzer {
                     .unwrap_or_else(|| crate::available_cores().saturating_sub(1).min(2));
                 (n > 0).then(|| graph::Prefetcher::start(n, self.counters.clone()))
             })
-            .as_deref()
+            .as_ref()
     }
 
     fn current(&self) -> Arc<Generation> {
@@ -468,7 +468,7 @@ impl Analyzer {
     ) -> Ctx<'a> {
         Ctx {
             gen,
-            prefetch: self.prefetch(),
+            prefetch: self.prefetch().map(|p| &**p),
             counters: &self.counters,
             cfg,
             budget,
@@ -574,7 +574,7 @@ impl Analyzer {
             slot.lock().unwrap_or_else(|e| e.into_inner()).take()
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let prefetch = self.prefetch().and(self.prefetch.get().cloned().flatten());
+        let prefetch = self.prefetch().cloned();
         let counters = self.counters.clone();
         let (slot2, done) = (slot.clone(), walked.0.clone());
         let started = std::thread::Builder::new()
