@@ -371,16 +371,19 @@ impl Analyzer {
         };
         let mut ctx = self.ctx(&gen, cfg.clone(), budget);
         let (roots, total) = loop {
-            // How the compiler ended before this walk, if it was still running when the
-            // request was set up.
-            let ended = pending.as_deref().map(probe::Pending::outcome);
-            if let Some(Some(Err(e))) = ended {
-                return Err(AnalysisError::CompilerProbe(e.clone()));
-            }
+            // The probe still running before this walk, if the request was set up while
+            // its compiler had printed its directories but not ended.
+            let running = match pending.as_deref() {
+                Some(p) => match p.outcome() {
+                    Some(Err(e)) => return Err(AnalysisError::CompilerProbe(e.clone())),
+                    Some(Ok(())) => None,
+                    None => Some(p),
+                },
+                None => None,
+            };
             let walked = walk(&mut ctx, cwd, &cmd)?;
-            if let (Some(None), Some(p)) = (ended, pending.as_deref()) {
-                // The compiler gave its directories and has not ended yet: its
-                // predefined macros can only change a closure that looked up macros.
+            // Its predefined macros can only change a closure that looked up macros.
+            if let Some(p) = running {
                 if !walked.1.deps.is_empty() || walked.1.approximated {
                     self.counters.macro_waits.fetch_add(1, Ordering::Relaxed);
                     p.wait();

@@ -288,13 +288,10 @@ impl Pending {
         self.done.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Waits until the compiler has ended: how it ended.
-    pub fn wait(&self) -> &Result<(), String> {
+    /// Waits until the compiler has ended ([`Pending::outcome`] then tells how).
+    pub fn wait(&self) {
         let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(o) = self.outcome.get() {
-                return o;
-            }
+        while self.outcome.get().is_none() {
             g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
         }
     }
