@@ -15,7 +15,7 @@
 #                objects against a local build after objcopy --strip-debug (pump-build);
 #   cost         launcher start-up, cold first request, warm median/p90 (3 passes), server CPU, peak
 #                memory, throughput with 1, 4 and 16 clients (pump-bench; the cold request
-#                over 7 fresh servers, with no compiler probes saved and with them saved);
+#                over 15 fresh servers, with no compiler probes saved and with them saved);
 # then `pump --startup` and `pump true` (pump-startup), and pump-report writes the tables,
 # the targets met or missed and the SVG plots to bench/results (RESULTS to change it).
 # SUITE_CORPORA narrows the corpora (default "git leveldb ninja boost"); SUITE_JOBS sets
@@ -60,7 +60,7 @@ for c in $corpora; do
     boost) src=(--sources "$top/tests/boost-set") ;;
     *) echo "suite: unknown corpus $c" >&2; exit 2 ;;
   esac
-  "$bin/pump-bench" --label "$c" --recall --warm-passes 3 --cold-runs 7 "${src[@]}" --ours "$ours" --reference "$ref" \
+  "$bin/pump-bench" --label "$c" --recall --warm-passes 3 --warm-servers 3 --cold-runs 15 "${src[@]}" --ours "$ours" --reference "$ref" \
     --json "$raw/bench-$c.json"
 done
 
