@@ -13,7 +13,7 @@
 #   remote build the whole code base with `pump make` against a loopback distccd,
 #                DISTCC_FALLBACK=0: TUs compiled in pump mode, fall-backs, discrepancies,
 #                objects against a local build after objcopy --strip-debug (pump-build);
-#   cost         launcher start-up, cold first request, warm median/p90 (3 passes), server CPU, peak
+#   cost         launcher start-up, cold first request, warm median/p90 (3 passes on each of 3 servers), server CPU, peak
 #                memory, throughput with 1, 4 and 16 clients (pump-bench; the cold request
 #                over 15 fresh servers, with no compiler probes saved and with them saved);
 # then `pump --startup` and `pump true` (pump-startup), and pump-report writes the tables,

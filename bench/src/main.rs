@@ -436,8 +436,9 @@ fn measure(
     let passes = cli
         .warm_passes
         .max(cli.min_warm_samples.div_ceil(commands.len().max(1)));
-    for pass in 1..passes {
-        for k in order(n, pass + 1) {
+    // One timed pass over every command on each of `servers`, in the order of `round`.
+    let timed_pass = |servers: &[Server], round: usize, tally: &mut [Tally]| {
+        for k in order(n, round) {
             for c in commands {
                 let t = Instant::now();
                 if servers[k].request(c).is_err() {
@@ -446,6 +447,9 @@ fn measure(
                 tally[k].warm.push(ms(t.elapsed()));
             }
         }
+    };
+    for pass in 1..passes {
+        timed_pass(&servers, pass + 1, &mut tally);
     }
     // The same warm passes on more servers. Where the kernel runs a server's threads
     // against the client's core is settled early in the server's life and holds for it:
@@ -464,15 +468,7 @@ fn measure(
             }
         }
         for pass in 0..passes {
-            for k in order(n, extra + pass + 1) {
-                for c in commands {
-                    let t = Instant::now();
-                    if more[k].request(c).is_err() {
-                        tally[k].errors += 1;
-                    }
-                    tally[k].warm.push(ms(t.elapsed()));
-                }
-            }
+            timed_pass(&more, extra + pass + 1, &mut tally);
         }
     }
     let mut reports = Vec::new();
