@@ -90,6 +90,7 @@ fn run() -> Result<u8> {
             probe_path: path_env.clone(),
             probe_cache: env.probe_cache_dir(),
             prefetch_helpers: None,
+            probe_deadline: None,
         },
         options: Options {
             debug: opts.debug,

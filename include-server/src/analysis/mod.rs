@@ -112,6 +112,9 @@ pub struct AnalyzerConfig {
     /// more helpers only compete with the other requests), worked out when the first
     /// request starts them.
     pub prefetch_helpers: Option<usize>,
+    /// How long a compiler probe may run before it is stopped and the requests that
+    /// need it fall back; `None`: [`probe::PROBE_DEADLINE`].
+    pub probe_deadline: Option<Duration>,
 }
 
 /// One file of a closure.
@@ -532,6 +535,7 @@ impl Analyzer {
                 )
             }),
             pending: pending.clone(),
+            limit: self.config.probe_deadline.unwrap_or(probe::PROBE_DEADLINE),
         };
         let d = self.probe_while(ending, child, while_running)?;
         match pending.outcome() {
@@ -709,6 +713,8 @@ struct Ending {
         i64,
     )>,
     pending: Arc<probe::Pending>,
+    /// How long the compiler may run.
+    limit: Duration,
 }
 
 impl Ending {
@@ -721,7 +727,7 @@ impl Ending {
         child: std::process::Child,
         dirs: impl FnOnce(Result<Arc<probe::Defaults>, String>),
     ) {
-        let mut running = probe::Running::new(&self.key, child);
+        let mut running = probe::Running::new(&self.key, child, self.limit);
         let mut dirs = Some(dirs);
         if let Some(d) = running.search_lists() {
             if let Some(f) = dirs.take() {

@@ -22,6 +22,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::probe_cache::Output;
 use super::scan::{self, Define};
@@ -122,8 +123,16 @@ pub fn spawn(
     if let Some(p) = path_env {
         cmd.env("PATH", p);
     }
+    // A group of its own: a compiler that runs past its deadline is stopped with the
+    // programs it started (the driver's `cc1`, which holds the pipes).
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.spawn().map_err(|e| exec_error(key, &e))
 }
+
+/// How long a compiler probe may run before it is stopped and its requests fall back
+/// (`c++ -v -dM -E /dev/null` takes about 10 ms; the distcc client itself waits at most
+/// `DISTCC_IO_TIMEOUT`, 300 s by default, for the include server's answer).
+pub const PROBE_DEADLINE: Duration = Duration::from_secs(60);
 
 fn exec_error(key: &ProbeKey, e: &std::io::Error) -> String {
     format!(
@@ -135,7 +144,7 @@ fn exec_error(key: &ProbeKey, e: &std::io::Error) -> String {
 
 /// Waits for a compiler [`spawn`] started; its output if it succeeded.
 pub fn finish(key: &ProbeKey, child: Child) -> Result<Output, String> {
-    Running::new(key, child).finish()
+    Running::new(key, child, PROBE_DEADLINE).finish()
 }
 
 /// A compiler [`spawn`] started, its output read as it comes: the search lists are on
@@ -147,13 +156,19 @@ pub struct Running<'a> {
     out: Output,
     stdout: Option<ChildStdout>,
     stderr: Option<ChildStderr>,
+    /// When the compiler is stopped if it has not ended, and how long it had.
+    deadline: (Instant, Duration),
+    /// Whether it was stopped.
+    stopped: bool,
 }
 
 impl<'a> Running<'a> {
-    /// Takes over the pipes of `child`.
-    pub fn new(key: &'a ProbeKey, mut child: Child) -> Running<'a> {
+    /// Takes over the pipes of `child`, which may run for `limit`.
+    pub fn new(key: &'a ProbeKey, mut child: Child, limit: Duration) -> Running<'a> {
         Running {
             key,
+            deadline: (Instant::now() + limit, limit),
+            stopped: false,
             stdout: child.stdout.take(),
             stderr: child.stderr.take(),
             child,
@@ -183,6 +198,14 @@ impl<'a> Running<'a> {
         while self.read_some() {}
         let key = self.key;
         let status = self.child.wait().map_err(|e| exec_error(key, &e))?;
+        if self.stopped {
+            return Err(format!(
+                "{}command '{}' did not end within {} s; it was stopped.",
+                error_head(key),
+                key.command_text(),
+                self.deadline.1.as_secs_f64()
+            ));
+        }
         if !status.success() {
             let mut text = self.out.stderr;
             text.extend_from_slice(&self.out.stdout);
@@ -197,11 +220,13 @@ impl<'a> Running<'a> {
         Ok(self.out)
     }
 
-    /// Waits until a pipe has something and reads it; `false` once both are closed.
+    /// Waits until a pipe has something and reads it; `false` once both are closed, or
+    /// once the deadline has passed: the compiler's process group is then killed and
+    /// its pipes dropped.
     fn read_some(&mut self) -> bool {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         use std::os::fd::AsFd;
-        let (ready_out, ready_err) = {
+        let ready = {
             let mut fds = Vec::with_capacity(2);
             if let Some(o) = &self.stdout {
                 fds.push(PollFd::new(o.as_fd(), PollFlags::POLLIN));
@@ -213,12 +238,32 @@ impl<'a> Running<'a> {
                 return false;
             }
             // On another error, reading tells what is wrong with the pipe.
-            while let Err(nix::errno::Errno::EINTR) = poll(&mut fds, PollTimeout::NONE) {}
-            let ready = |f: &PollFd| f.revents().map_or(true, |r| !r.is_empty());
-            let mut it = fds.iter();
-            let o = self.stdout.is_some() && it.next().is_some_and(ready);
-            let e = self.stderr.is_some() && it.next().is_some_and(ready);
-            (o, e)
+            loop {
+                let left = self.deadline.0.saturating_duration_since(Instant::now());
+                let wait = PollTimeout::try_from(left.as_millis().saturating_add(1))
+                    .unwrap_or(PollTimeout::MAX);
+                match poll(&mut fds, wait) {
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Ok(0) if Instant::now() >= self.deadline.0 => break None,
+                    Ok(0) => {}
+                    _ => {
+                        let ready = |f: &PollFd| f.revents().map_or(true, |r| !r.is_empty());
+                        let mut it = fds.iter();
+                        let o = self.stdout.is_some() && it.next().is_some_and(ready);
+                        let e = self.stderr.is_some() && it.next().is_some_and(ready);
+                        break Some((o, e));
+                    }
+                }
+            }
+        };
+        let Some((ready_out, ready_err)) = ready else {
+            // The compiler and what it started: the driver's `cc1` holds the pipes.
+            let group = nix::unistd::Pid::from_raw(-(self.child.id() as i32));
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+            self.stopped = true;
+            self.stdout = None;
+            self.stderr = None;
+            return false;
         };
         if ready_out {
             read_into(&mut self.stdout, &mut self.out.stdout);
@@ -580,7 +625,7 @@ mod tests {
             };
             let path = Some(std::ffi::OsStr::new("/usr/bin:/bin"));
             let child = spawn(&key, Path::new("/"), path).unwrap();
-            let mut running = Running::new(&key, child);
+            let mut running = Running::new(&key, child, PROBE_DEADLINE);
             let early = running.search_lists().unwrap();
             assert!(early.macros.is_empty());
             let out = running.finish().unwrap();

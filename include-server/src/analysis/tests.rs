@@ -629,3 +629,99 @@ fn a_compiler_that_fails_after_its_search_lists_fails_the_requests_after() {
     assert!(e.contains("exited with status '3'"), "{e}");
     assert!(e.contains("fakecc: broken"), "{e}");
 }
+
+#[test]
+fn a_compiler_that_does_not_end_is_stopped_at_its_deadline() {
+    // The compiler prints nothing and waits for a program it started, as a driver waits
+    // for its `cc1`; both hold the output pipes.
+    let t = tempfile::tempdir().unwrap();
+    let r = fs::canonicalize(t.path()).unwrap();
+    let bin = r.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let started = r.join("started");
+    // Nobody ever writes to it: opening it for reading blocks for good.
+    let never = r.join("never");
+    nix::unistd::mkfifo(&never, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let cc = bin.join("hangcc");
+    fs::write(
+        &cc,
+        format!(
+            "#!/bin/sh\ncat {} &\necho $! > {}\nwait\n",
+            never.display(),
+            started.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&cc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    write(&r, "x.c", "#include \"a.h\"\n");
+    write(&r, "a.h", "");
+    let a = Analyzer::new(AnalyzerConfig {
+        probe_path: Some(format!("{}:/usr/bin:/bin", bin.display()).into()),
+        prefetch_helpers: Some(1),
+        probe_deadline: Some(Duration::from_secs(1)),
+        ..Default::default()
+    });
+    let e = a
+        .analyze(&r, &argv("hangcc -c x.c"), BUDGET)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("hangcc -x c -v -dM -E /dev/null"), "{e}");
+    assert!(e.contains("did not end within 1 s; it was stopped"), "{e}");
+    // The program it started was stopped with it: its pidfd becomes readable when it
+    // has exited.
+    let pid: i32 = fs::read_to_string(&started)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd >= 0 {
+        // SAFETY: the descriptor was just opened and is owned here.
+        let fd =
+            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+        let mut fds = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&fd),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let n = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10_000u16)).unwrap();
+        assert_eq!(
+            n, 1,
+            "the compiler's child {pid} still runs 10 s after its deadline"
+        );
+    } else {
+        // Already gone (and reaped).
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::ESRCH)
+        );
+    }
+}
+
+#[test]
+fn a_compiler_that_stops_after_its_search_lists_is_stopped_at_its_deadline() {
+    // The search lists come, the predefined macros never do.
+    let t = tempfile::tempdir().unwrap();
+    let r = fs::canonicalize(t.path()).unwrap();
+    let never = r.join("never");
+    nix::unistd::mkfifo(&never, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let bin = fake_compiler(&r, &format!("cat {}", never.display()));
+    write(&r, "x.c", "#include \"a.h\"\n");
+    write(&r, "a.h", "");
+    let a = Analyzer::new(AnalyzerConfig {
+        probe_path: Some(format!("{}:/usr/bin:/bin", bin.display()).into()),
+        prefetch_helpers: Some(1),
+        probe_deadline: Some(Duration::from_secs(1)),
+        ..Default::default()
+    });
+    // Answered once the lists are printed: it looks up no macro.
+    let c = a.analyze(&r, &argv("fakecc -c x.c"), BUDGET).unwrap();
+    assert_eq!(sorted_names(&c, &r), vec!["a.h", "x.c"]);
+    // The compiler is stopped at its deadline, and the requests after fall back.
+    assert!(a.settle(std::time::Instant::now() + Duration::from_secs(60)));
+    let e = a
+        .analyze(&r, &argv("fakecc -c x.c"), BUDGET)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("did not end within 1 s; it was stopped"), "{e}");
+}
