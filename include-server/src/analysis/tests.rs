@@ -552,6 +552,23 @@ fn engine_on_path(bin: &Path) -> Analyzer {
     })
 }
 
+/// [`engine_on_path`] whose compiler probes are stopped after 1 s.
+fn engine_with_probe_deadline(bin: &Path) -> Analyzer {
+    Analyzer::new(AnalyzerConfig {
+        probe_path: Some(format!("{}:/usr/bin:/bin", bin.display()).into()),
+        prefetch_helpers: Some(1),
+        probe_deadline: Some(Duration::from_secs(1)),
+        ..Default::default()
+    })
+}
+
+/// A FIFO in `root` that nobody writes to: opening it for reading blocks for good.
+fn never_written(root: &Path) -> PathBuf {
+    let never = root.join("never");
+    nix::unistd::mkfifo(&never, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    never
+}
+
 #[test]
 fn a_request_goes_on_once_the_compiler_has_printed_its_search_lists() {
     // The compiler prints its search lists, then waits at a gate before it prints its
@@ -639,9 +656,7 @@ fn a_compiler_that_does_not_end_is_stopped_at_its_deadline() {
     let bin = r.join("bin");
     fs::create_dir_all(&bin).unwrap();
     let started = r.join("started");
-    // Nobody ever writes to it: opening it for reading blocks for good.
-    let never = r.join("never");
-    nix::unistd::mkfifo(&never, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let never = never_written(&r);
     let cc = bin.join("hangcc");
     fs::write(
         &cc,
@@ -655,12 +670,7 @@ fn a_compiler_that_does_not_end_is_stopped_at_its_deadline() {
     fs::set_permissions(&cc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     write(&r, "x.c", "#include \"a.h\"\n");
     write(&r, "a.h", "");
-    let a = Analyzer::new(AnalyzerConfig {
-        probe_path: Some(format!("{}:/usr/bin:/bin", bin.display()).into()),
-        prefetch_helpers: Some(1),
-        probe_deadline: Some(Duration::from_secs(1)),
-        ..Default::default()
-    });
+    let a = engine_with_probe_deadline(&bin);
     let e = a
         .analyze(&r, &argv("hangcc -c x.c"), BUDGET)
         .unwrap_err()
@@ -703,17 +713,11 @@ fn a_compiler_that_stops_after_its_search_lists_is_stopped_at_its_deadline() {
     // The search lists come, the predefined macros never do.
     let t = tempfile::tempdir().unwrap();
     let r = fs::canonicalize(t.path()).unwrap();
-    let never = r.join("never");
-    nix::unistd::mkfifo(&never, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let never = never_written(&r);
     let bin = fake_compiler(&r, &format!("cat {}", never.display()));
     write(&r, "x.c", "#include \"a.h\"\n");
     write(&r, "a.h", "");
-    let a = Analyzer::new(AnalyzerConfig {
-        probe_path: Some(format!("{}:/usr/bin:/bin", bin.display()).into()),
-        prefetch_helpers: Some(1),
-        probe_deadline: Some(Duration::from_secs(1)),
-        ..Default::default()
-    });
+    let a = engine_with_probe_deadline(&bin);
     // Answered once the lists are printed: it looks up no macro.
     let c = a.analyze(&r, &argv("fakecc -c x.c"), BUDGET).unwrap();
     assert_eq!(sorted_names(&c, &r), vec!["a.h", "x.c"]);
