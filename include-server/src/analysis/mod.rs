@@ -518,6 +518,7 @@ impl Analyzer {
             .compiler_probes
             .fetch_add(1, Ordering::Relaxed);
         let pending = Arc::new(probe::Pending::default());
+        pending.set_group(child.id());
         {
             let mut all = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             all.retain(|p| !p.done());
@@ -657,14 +658,24 @@ impl Analyzer {
     }
 
     /// Waits, at most until `deadline`, for the compilers probed for requests already
-    /// answered to end and their probes to be saved; whether all have.
+    /// answered to end and their probes to be saved; whether all have. The compilers
+    /// still running then are killed.
     pub fn settle(&self, deadline: std::time::Instant) -> bool {
         let all = self
             .pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        all.iter().all(|p| p.wait_done(deadline))
+        let mut settled = true;
+        for p in &all {
+            if !p.wait_done(deadline) {
+                // Its compiler is in a process group of its own, which a signal to the
+                // server's group does not reach: it is not left running.
+                p.stop();
+                settled = false;
+            }
+        }
+        settled
     }
 
     /// Drops every cache (a `--stat_reset_triggers` change or a new generation).

@@ -302,6 +302,8 @@ fn search_lists_end(stderr: &[u8]) -> Option<usize> {
 #[derive(Debug, Default)]
 pub struct Pending {
     outcome: std::sync::OnceLock<Result<(), String>>,
+    /// The compiler's process group (its pid); 0 before it is known.
+    group: std::sync::atomic::AtomicI32,
     done: std::sync::atomic::AtomicBool,
     lock: std::sync::Mutex<()>,
     cv: std::sync::Condvar,
@@ -312,6 +314,21 @@ impl Pending {
     /// load.
     pub fn outcome(&self) -> Option<&Result<(), String>> {
         self.outcome.get()
+    }
+
+    /// Records the compiler's pid, the id of its process group ([`spawn`] makes one).
+    pub fn set_group(&self, pid: u32) {
+        self.group
+            .store(pid as i32, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Kills the compiler and what it started if it has not ended.
+    pub fn stop(&self) {
+        let group = self.group.load(std::sync::atomic::Ordering::Acquire);
+        if group > 0 && self.outcome.get().is_none() {
+            let group = nix::unistd::Pid::from_raw(-group);
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        }
     }
 
     /// Records how the compiler ended (after its macros are entered); wakes the waiters.

@@ -729,3 +729,36 @@ fn a_compiler_that_stops_after_its_search_lists_is_stopped_at_its_deadline() {
         .to_string();
     assert!(e.contains("did not end within 1 s; it was stopped"), "{e}");
 }
+
+#[test]
+fn settling_stops_the_compilers_still_running() {
+    // The compiler tells it has started, then waits for good.
+    let t = tempfile::tempdir().unwrap();
+    let r = fs::canonicalize(t.path()).unwrap();
+    let ready = r.join("ready");
+    nix::unistd::mkfifo(&ready, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let never = never_written(&r);
+    let bin = fake_compiler(
+        &r,
+        &format!(
+            "echo started > {}\ncat {}",
+            ready.display(),
+            never.display()
+        ),
+    );
+    write(&r, "x.c", "#include \"a.h\"\n");
+    write(&r, "a.h", "");
+    // The default deadline (60 s) is not what stops it.
+    let a = engine_on_path(&bin);
+    std::thread::scope(|s| {
+        let request = s.spawn(|| a.analyze(&r, &argv("fakecc -c x.c"), BUDGET));
+        // Opening the FIFO waits for the compiler to open it.
+        assert_eq!(fs::read_to_string(&ready).unwrap(), "started\n");
+        assert!(!a.settle(std::time::Instant::now() + Duration::from_millis(500)));
+        // Answered from the search lists; the probe ended when its compiler was killed.
+        let c = request.join().unwrap().unwrap();
+        assert_eq!(sorted_names(&c, &r), vec!["a.h", "x.c"]);
+        // Well before the deadline would stop it.
+        assert!(a.settle(std::time::Instant::now() + Duration::from_secs(10)));
+    });
+}
