@@ -258,8 +258,7 @@ impl<'a> Running<'a> {
         };
         let Some((ready_out, ready_err)) = ready else {
             // The compiler and what it started: the driver's `cc1` holds the pipes.
-            let group = nix::unistd::Pid::from_raw(-(self.child.id() as i32));
-            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+            kill_group(self.child.id() as i32);
             self.stopped = true;
             self.stdout = None;
             self.stderr = None;
@@ -273,6 +272,12 @@ impl<'a> Running<'a> {
         }
         true
     }
+}
+
+/// Kills the process group that [`spawn`] made for the compiler whose pid is `pid`.
+fn kill_group(pid: i32) {
+    let group = nix::unistd::Pid::from_raw(-pid);
+    let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
 }
 
 /// One read from `pipe` appended to `to`; the pipe is dropped at its end or on an error.
@@ -326,8 +331,7 @@ impl Pending {
     pub fn stop(&self) {
         let group = self.group.load(std::sync::atomic::Ordering::Acquire);
         if group > 0 && self.outcome.get().is_none() {
-            let group = nix::unistd::Pid::from_raw(-group);
-            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+            kill_group(group);
         }
     }
 

@@ -562,11 +562,18 @@ fn engine_with_probe_deadline(bin: &Path) -> Analyzer {
     })
 }
 
-/// A FIFO in `root` that nobody writes to: opening it for reading blocks for good.
-fn never_written(root: &Path) -> PathBuf {
-    let never = root.join("never");
-    nix::unistd::mkfifo(&never, nix::sys::stat::Mode::S_IRWXU).unwrap();
-    never
+/// A FIFO `name` in `root`: opening it for reading blocks until a writer opens it (for
+/// good if nobody does).
+fn fifo(root: &Path, name: &str) -> PathBuf {
+    let path = root.join(name);
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    path
+}
+
+/// Once the compilers `a` probed have ended, the error of the request `cmd` in `r`.
+fn error_once_settled(a: &Analyzer, r: &Path, cmd: &str) -> String {
+    assert!(a.settle(std::time::Instant::now() + Duration::from_secs(60)));
+    a.analyze(r, &argv(cmd), BUDGET).unwrap_err().to_string()
 }
 
 #[test]
@@ -575,8 +582,7 @@ fn a_request_goes_on_once_the_compiler_has_printed_its_search_lists() {
     // predefined macros and ends.
     let t = tempfile::tempdir().unwrap();
     let r = fs::canonicalize(t.path()).unwrap();
-    let gate = r.join("gate");
-    nix::unistd::mkfifo(&gate, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let gate = fifo(&r, "gate");
     let bin = fake_compiler(
         &r,
         &format!(
@@ -638,11 +644,7 @@ fn a_compiler_that_fails_after_its_search_lists_fails_the_requests_after() {
     let a = engine_on_path(&bin);
     // The first request may be answered before the compiler ends.
     let _ = a.analyze(&r, &argv("fakecc -c x.c"), BUDGET);
-    assert!(a.settle(std::time::Instant::now() + Duration::from_secs(60)));
-    let e = a
-        .analyze(&r, &argv("fakecc -c x.c"), BUDGET)
-        .unwrap_err()
-        .to_string();
+    let e = error_once_settled(&a, &r, "fakecc -c x.c");
     assert!(e.contains("exited with status '3'"), "{e}");
     assert!(e.contains("fakecc: broken"), "{e}");
 }
@@ -656,7 +658,7 @@ fn a_compiler_that_does_not_end_is_stopped_at_its_deadline() {
     let bin = r.join("bin");
     fs::create_dir_all(&bin).unwrap();
     let started = r.join("started");
-    let never = never_written(&r);
+    let never = fifo(&r, "never");
     let cc = bin.join("hangcc");
     fs::write(
         &cc,
@@ -713,7 +715,7 @@ fn a_compiler_that_stops_after_its_search_lists_is_stopped_at_its_deadline() {
     // The search lists come, the predefined macros never do.
     let t = tempfile::tempdir().unwrap();
     let r = fs::canonicalize(t.path()).unwrap();
-    let never = never_written(&r);
+    let never = fifo(&r, "never");
     let bin = fake_compiler(&r, &format!("cat {}", never.display()));
     write(&r, "x.c", "#include \"a.h\"\n");
     write(&r, "a.h", "");
@@ -722,11 +724,7 @@ fn a_compiler_that_stops_after_its_search_lists_is_stopped_at_its_deadline() {
     let c = a.analyze(&r, &argv("fakecc -c x.c"), BUDGET).unwrap();
     assert_eq!(sorted_names(&c, &r), vec!["a.h", "x.c"]);
     // The compiler is stopped at its deadline, and the requests after fall back.
-    assert!(a.settle(std::time::Instant::now() + Duration::from_secs(60)));
-    let e = a
-        .analyze(&r, &argv("fakecc -c x.c"), BUDGET)
-        .unwrap_err()
-        .to_string();
+    let e = error_once_settled(&a, &r, "fakecc -c x.c");
     assert!(e.contains("did not end within 1 s; it was stopped"), "{e}");
 }
 
@@ -735,9 +733,8 @@ fn settling_stops_the_compilers_still_running() {
     // The compiler tells it has started, then waits for good.
     let t = tempfile::tempdir().unwrap();
     let r = fs::canonicalize(t.path()).unwrap();
-    let ready = r.join("ready");
-    nix::unistd::mkfifo(&ready, nix::sys::stat::Mode::S_IRWXU).unwrap();
-    let never = never_written(&r);
+    let ready = fifo(&r, "ready");
+    let never = fifo(&r, "never");
     let bin = fake_compiler(
         &r,
         &format!(
