@@ -6,7 +6,7 @@
 //! closed before sending a byte (a readiness probe) is not a request. The JSON keys
 //! are stable: `requests`, `served`, `fallbacks`, `fallback_reasons` (reason -> count),
 //! `files_parsed`, `parse_cache_hits`, `compiler_probes`, `probe_cache_hits`, `macro_waits`,
-//! `files_compressed`,
+//! `probe_joins`, `files_compressed`,
 //! `compression_cache_hits`, `bytes_read`, `bytes_compressed`, `generation`,
 //! `request_seconds_total`, `request_seconds_max`, `uptime_seconds`.
 
@@ -42,6 +42,9 @@ pub struct Stats {
     /// Requests that waited for a compiler's predefined macros after its directories
     /// (from the analysis).
     pub macro_waits: u64,
+    /// Requests that took the outcome of a compiler probe another request had started,
+    /// instead of starting the compiler again (from the analysis).
+    pub probe_joins: u64,
     /// Include graphs reused across requests (from the analysis).
     pub graph_cache_hits: u64,
     /// Computed includes too heavy to expand exactly, answered with a conservative
@@ -113,6 +116,7 @@ impl Stats {
         self.compiler_probes = analysis.compiler_probes;
         self.probe_cache_hits = analysis.probe_cache_hits;
         self.macro_waits = analysis.macro_waits;
+        self.probe_joins = analysis.probe_joins;
         self.graph_cache_hits = analysis.graph_cache_hits;
         self.approximated_evaluations = analysis.approximated_evaluations;
         self.incomplete_evaluations = analysis.incomplete_evaluations;
@@ -142,8 +146,14 @@ impl Stats {
             self.request_seconds_total
         ));
         out.push_str(&format!(
-            "PARSING: total count: {:4}, cache hits: {}, compiler probes: {} (saved: {})\n",
-            self.files_parsed, self.parse_cache_hits, self.compiler_probes, self.probe_cache_hits
+            "PARSING: total count: {:4}, cache hits: {}, compiler probes: {} (saved: {}, \
+             joined: {}), waits for predefined macros: {}\n",
+            self.files_parsed,
+            self.parse_cache_hits,
+            self.compiler_probes,
+            self.probe_cache_hits,
+            self.probe_joins,
+            self.macro_waits
         ));
         out.push_str(&format!(
             "REPLIES: served: {}, fall-backs: {}{}\n",
@@ -200,7 +210,16 @@ mod tests {
         assert_eq!(s.fallback_reasons["bad_request"], 2);
         assert!((s.min_seconds - 0.010).abs() < 1e-9);
         assert!((s.request_seconds_max - 0.040).abs() < 1e-9);
+        s.compiler_probes = 1;
+        s.probe_joins = 3;
+        s.macro_waits = 2;
         let block = s.block("x.c");
+        assert!(
+            block.contains(
+                "compiler probes: 1 (saved: 0, joined: 3), waits for predefined macros: 2\n"
+            ),
+            "{block}"
+        );
         assert!(
             block.starts_with("TRANSLATION_UNIT: x.c\nTIME:    last 0.040s"),
             "{block}"

@@ -220,6 +220,9 @@ pub struct Counters {
     pub probe_cache_hits: AtomicU64,
     /// Requests that waited for a compiler's predefined macros after its directories.
     pub macro_waits: AtomicU64,
+    /// Requests that needed a compiler another request was already probing, and took
+    /// that probe's outcome instead of starting the compiler again.
+    pub probe_joins: AtomicU64,
     /// Edge lists answered from the memo.
     pub graph_cache_hits: AtomicU64,
     /// Evaluations stopped by the evaluator's hard bound (each failed its request unless
@@ -251,6 +254,45 @@ pub type Setup = (Arc<Config>, Arc<Vec<PathBuf>>, Option<Arc<Pending>>);
 /// compiler printed its search lists and has not ended yet).
 pub type Probed = (Arc<Defaults>, Option<Arc<Pending>>);
 
+/// A compiler probe in progress: the requests that need the same compiler meanwhile
+/// wait for its outcome instead of starting the compiler again (a `make -j80` starts
+/// with many requests at once, all for one compiler).
+#[derive(Debug, Default)]
+pub struct Flight {
+    outcome: Mutex<Option<Result<Probed, String>>>,
+    cv: Condvar,
+}
+
+impl Flight {
+    /// Records the outcome and wakes the waiters; the first outcome stays.
+    pub fn land(&self, outcome: Result<Probed, String>) {
+        let mut o = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        if o.is_none() {
+            *o = Some(outcome);
+        }
+        self.cv.notify_all();
+    }
+
+    /// Whether the outcome is there.
+    pub fn landed(&self) -> bool {
+        self.outcome
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// The outcome, once there is one.
+    pub fn wait(&self) -> Result<Probed, String> {
+        let mut o = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(outcome) = o.as_ref() {
+                return outcome.clone();
+            }
+            o = self.cv.wait(o).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
 /// All state of one cache generation.
 #[derive(Debug, Default)]
 pub struct Generation {
@@ -262,6 +304,9 @@ pub struct Generation {
     pub macros: MacroTable,
     /// Compiler defaults by probe key.
     pub probes: ShardedMap<ProbeKey, Probed>,
+    /// The probes in progress, by key (a probe leaves once its outcome is in `probes`,
+    /// or is known to have failed).
+    pub flights: Mutex<rustc_hash::FxHashMap<ProbeKey, Arc<Flight>>>,
     /// Interned configurations.
     pub configs: ShardedMap<ConfigKey, Arc<Config>>,
     next_config: AtomicU64,

@@ -257,6 +257,9 @@ pub struct AnalysisStats {
     /// Requests that waited for a compiler's predefined macros: their closure looked up a
     /// macro while the compiler, which had printed its directories, was still running.
     pub macro_waits: u64,
+    /// Requests that needed a compiler another request was probing at the time, and
+    /// took that probe's outcome instead of starting the compiler again.
+    pub probe_joins: u64,
     /// Edge lists answered from the include-graph memo.
     pub graph_cache_hits: u64,
     /// Computed-include evaluations stopped by the evaluator's hard bound (each failed
@@ -545,6 +548,80 @@ impl Analyzer {
         }
     }
 
+    /// [`Analyzer::probe`], once for all the requests that need the same compiler at the
+    /// same time: the first starts it; each of the others runs `while_running` (its own
+    /// walk with guessed directories), unless the outcome is already there, and takes
+    /// that outcome. The outcome is in `gen.probes` before the probe leaves
+    /// `gen.flights`, so a later request finds the one or the other. A failure is not
+    /// kept: the next request after it probes again.
+    fn probe_once(
+        &self,
+        gen: &Arc<Generation>,
+        key: &probe::ProbeKey,
+        cwd: &Path,
+        while_running: impl FnOnce(),
+    ) -> Result<graph::Probed, String> {
+        let (flight, first) = {
+            let mut flights = gen.flights.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(probed) = gen.probes.get(key) {
+                return Ok(probed);
+            }
+            match flights.get(key) {
+                Some(flight) => (flight.clone(), false),
+                None => {
+                    let flight = Arc::new(graph::Flight::default());
+                    flights.insert(key.clone(), flight.clone());
+                    (flight, true)
+                }
+            }
+        };
+        if !first {
+            self.counters.probe_joins.fetch_add(1, Ordering::Relaxed);
+            if !flight.landed() {
+                while_running();
+            }
+            return flight.wait();
+        }
+        // Lands and leaves even if the probe panics: no request waits for good.
+        struct Leave<'a> {
+            gen: &'a Generation,
+            key: &'a probe::ProbeKey,
+            flight: Option<Arc<graph::Flight>>,
+        }
+        impl Leave<'_> {
+            fn land(&mut self, outcome: Result<graph::Probed, String>) {
+                let Some(flight) = self.flight.take() else {
+                    return;
+                };
+                {
+                    let mut flights = self.gen.flights.lock().unwrap_or_else(|e| e.into_inner());
+                    if flights
+                        .get(self.key)
+                        .is_some_and(|f| Arc::ptr_eq(f, &flight))
+                    {
+                        flights.remove(self.key);
+                    }
+                }
+                flight.land(outcome);
+            }
+        }
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.land(Err("the compiler's probe ended without an outcome".into()));
+            }
+        }
+        let mut leave = Leave {
+            gen,
+            key,
+            flight: Some(flight),
+        };
+        let outcome = self
+            .probe(gen, key, cwd, while_running)
+            .map(|probed| gen.probes.insert_if_absent(key.clone(), probed));
+        leave.land(outcome.clone());
+        outcome
+    }
+
     /// Runs `while_running` (the walk with guessed directories) while a thread of its
     /// own reads the compiler `child`'s output: the directories, once it has printed its
     /// search lists (or its error, if it fails first). That thread goes on alone: it
@@ -646,10 +723,9 @@ impl Analyzer {
                 None => {
                     let limit = budget.limit();
                     let walk = || self.walk_while_probing(gen, cwd, cmd, limit, guessed);
-                    let probed = budget
-                        .exclude(|| self.probe(gen, &key, cwd, walk))
-                        .map_err(AnalysisError::CompilerProbe)?;
-                    gen.probes.insert_if_absent(key, probed)
+                    budget
+                        .exclude(|| self.probe_once(gen, &key, cwd, walk))
+                        .map_err(AnalysisError::CompilerProbe)?
                 }
             }
         };
@@ -695,6 +771,7 @@ impl Analyzer {
             compiler_probes: l(&c.compiler_probes),
             probe_cache_hits: l(&c.probe_cache_hits),
             macro_waits: l(&c.macro_waits),
+            probe_joins: l(&c.probe_joins),
             graph_cache_hits: l(&c.graph_cache_hits),
             capped_evaluations: l(&c.capped_evaluations),
             ignored_absolute_includes: l(&c.ignored_absolute_includes),

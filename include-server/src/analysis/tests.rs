@@ -527,6 +527,11 @@ fn a_wrong_guess_of_the_default_directories_is_not_used() {
 /// A compiler, `fakecc` in `bin`, that prints search lists naming `sys` on standard
 /// error, then runs `then` (shell).
 fn fake_compiler(root: &Path, then: &str) -> PathBuf {
+    fake_compiler_after(root, "", then)
+}
+
+/// [`fake_compiler`] that runs `first` (shell) before it prints anything.
+fn fake_compiler_after(root: &Path, first: &str, then: &str) -> PathBuf {
     let bin = root.join("bin");
     fs::create_dir_all(&bin).unwrap();
     fs::create_dir_all(root.join("sys")).unwrap();
@@ -534,8 +539,8 @@ fn fake_compiler(root: &Path, then: &str) -> PathBuf {
     fs::write(
         &cc,
         format!(
-            "#!/bin/sh\nprintf '#include \"...\" search starts here:\\n#include <...> search starts \
-             here:\\n {}\\nEnd of search list.\\n' >&2\n{then}\n",
+            "#!/bin/sh\n{first}\nprintf '#include \"...\" search starts here:\\n#include <...> search \
+             starts here:\\n {}\\nEnd of search list.\\n' >&2\n{then}\n",
             root.join("sys").display()
         ),
     )
@@ -632,6 +637,70 @@ fn a_request_goes_on_once_the_compiler_has_printed_its_search_lists() {
     assert!(a.settle(std::time::Instant::now() + Duration::from_secs(60)));
     assert_eq!(a.stats().compiler_probes, 1);
     assert_eq!(a.stats().macro_waits, 1);
+}
+
+#[test]
+fn requests_that_need_one_compiler_at_once_start_it_once() {
+    // The compiler notes each run, then waits at a gate before it prints anything.
+    let t = tempfile::tempdir().unwrap();
+    let r = fs::canonicalize(t.path()).unwrap();
+    let gate = fifo(&r, "gate");
+    let runs = r.join("runs");
+    let bin = fake_compiler_after(
+        &r,
+        &format!(
+            "echo run >> {}\nread line < {}",
+            runs.display(),
+            gate.display()
+        ),
+        "",
+    );
+    write(&r, "sys/s.h", "");
+    for i in 0..4 {
+        write(
+            &r,
+            &format!("s{i}.c"),
+            &format!("#include \"h{i}.h\"\n#include <s.h>\n"),
+        );
+        write(&r, &format!("h{i}.h"), "");
+    }
+    let a = Arc::new(engine_on_path(&bin));
+    let answers: Vec<_> = (0..4)
+        .map(|i| {
+            let (a, r, argv) = (a.clone(), r.clone(), argv(&format!("fakecc -c s{i}.c")));
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || tx.send(a.analyze(&r, &argv, BUDGET)));
+            rx
+        })
+        .collect();
+    let started = || fs::read_to_string(&runs).map_or(0, |t| t.lines().count());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while started() < 1 || a.stats().probe_joins < 3 {
+        if std::time::Instant::now() > deadline {
+            // Let the compilers end before failing.
+            fs::write(&gate, "go\n").unwrap();
+            panic!(
+                "{} compiler runs, {} requests joined one",
+                started(),
+                a.stats().probe_joins
+            );
+        }
+        std::thread::yield_now();
+    }
+    fs::write(&gate, "go\n").unwrap();
+    for (i, answer) in answers.into_iter().enumerate() {
+        let c = answer
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap()
+            .unwrap();
+        let h = format!("h{i}.h");
+        assert_eq!(sorted_names(&c, &r), vec![h.as_str(), &format!("s{i}.c")]);
+        assert_eq!(*c.system_dirs, vec![r.join("sys")]);
+    }
+    assert!(a.settle(std::time::Instant::now() + Duration::from_secs(60)));
+    assert_eq!(started(), 1);
+    assert_eq!(a.stats().compiler_probes, 1);
+    assert_eq!(a.stats().probe_joins, 3);
 }
 
 #[test]
