@@ -20,6 +20,12 @@ pub mod results {
         /// server saves nothing, so its record repeats `cold_first_ms`).
         pub cold_saved_probes_ms: f64,
         pub first_pass_total_ms: f64,
+        /// With `--cold-burst N`: N first requests sent at once to a fresh server with
+        /// nothing saved (as `pump make -jN` starts), until the last is answered; the
+        /// median over `--cold-runs` servers. 0 when not measured.
+        pub cold_burst_ms: f64,
+        /// The N of `cold_burst_ms`.
+        pub cold_burst_clients: usize,
         pub warm_median_ms: f64,
         pub warm_p90_ms: f64,
         /// The median round trip of the same requests against a stand-in server that

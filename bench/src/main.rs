@@ -5,7 +5,7 @@
 //! Python `include_server.py`, see `../shared/bench/reference-pump.sh`), in one run:
 //! - start-up: the launcher's wall time until it returns (socket accepting);
 //! - cold: the first request's latency on a fresh server (median over `--cold-runs`
-//!   fresh starts);
+//!   fresh starts); with `--cold-burst N`, also N first requests at once;
 //! - warm: the median and 90th percentile of the sequential passes after the first over
 //!   every command (on `--warm-servers` fresh servers, each with a first pass of its own);
 //! - throughput with 1, 4 and 16 concurrent clients (requests per second, wall time;
@@ -85,6 +85,11 @@ struct Cli {
     /// passes. The warm median and p90 are over all of them.
     #[arg(long, default_value_t = 1)]
     warm_servers: usize,
+    /// Also send this many first requests at once (the first N commands, round and
+    /// round) to a fresh server with nothing saved, as `pump make -jN` starts, and
+    /// time them until the last is answered (over `--cold-runs` servers); 0: not done.
+    #[arg(long, default_value_t = 0)]
+    cold_burst: usize,
     /// Internal: serve as the round-trip floor's stand-in server on this socket, in a
     /// process of its own, answering each request at once with `--stand-in-paths` paths.
     #[arg(long, hide = true)]
@@ -321,6 +326,7 @@ struct Tally {
     startups: Vec<f64>,
     colds: Vec<f64>,
     colds_saved: Vec<f64>,
+    bursts: Vec<f64>,
     first_pass: f64,
     warm: Vec<f64>,
     files: Vec<f64>,
@@ -367,6 +373,16 @@ fn measure(
             let (startup, first) = cold(&impls[k], None)?;
             tally[k].startups.push(startup);
             tally[k].colds.push(first);
+        }
+    }
+    if cli.cold_burst > 0 {
+        for round in 0..cli.cold_runs.max(1) {
+            for k in order(n, round) {
+                let s = impls[k].start(None)?;
+                tally[k]
+                    .bursts
+                    .push(cold_burst(&s, commands, cli.cold_burst)?);
+            }
         }
     }
     // The same, with the probes saved by a first server (ours only: Python saves none).
@@ -493,6 +509,12 @@ fn measure(
             cold_first_ms: median(&mut t.colds),
             cold_saved_probes_ms: median(&mut t.colds_saved),
             first_pass_total_ms: t.first_pass,
+            cold_burst_ms: if t.bursts.is_empty() {
+                0.0
+            } else {
+                median(&mut t.bursts)
+            },
+            cold_burst_clients: cli.cold_burst,
             warm_median_ms: median(&mut t.warm),
             warm_p90_ms: p90,
             round_trip_floor_ms: 0.0,
@@ -512,6 +534,30 @@ fn measure(
         });
     }
     Ok(reports)
+}
+
+/// `n` first requests sent at once to the fresh server `s` (each client its own
+/// command, the first `n` round and round), from a barrier; ms until the last is
+/// answered. A failed request fails the measurement.
+fn cold_burst(s: &Server, commands: &[Compile], n: usize) -> Result<f64> {
+    let barrier = std::sync::Barrier::new(n + 1);
+    std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..n)
+            .map(|i| {
+                let (barrier, c) = (&barrier, &commands[i % commands.len()]);
+                scope.spawn(move || {
+                    barrier.wait();
+                    s.request(c)
+                })
+            })
+            .collect();
+        barrier.wait();
+        let t = Instant::now();
+        for c in clients {
+            c.join().expect("client thread")?;
+        }
+        Ok(ms(t.elapsed()))
+    })
 }
 
 /// Rounds of the throughput test: every level runs once per round, and each level's
@@ -854,6 +900,17 @@ fn print_table(label: &str, reports: &[Report]) {
         "ms",
         false,
     );
+    if reports.iter().any(|r| r.cold_burst_clients > 0) {
+        row(
+            &format!(
+                "cold burst, {} first requests at once",
+                reports[0].cold_burst_clients
+            ),
+            &|r| r.cold_burst_ms,
+            "ms",
+            false,
+        );
+    }
     row(
         "first pass, all requests",
         &|r| r.first_pass_total_ms,
