@@ -87,9 +87,12 @@ struct Cli {
     warm_servers: usize,
     /// Also send this many first requests at once (the first N commands, round and
     /// round) to a fresh server with nothing saved, as `pump make -jN` starts, and
-    /// time them until the last is answered (over `--cold-runs` servers); 0: not done.
+    /// time them until the last is answered (over `--burst-runs` servers); 0: not done.
     #[arg(long, default_value_t = 0)]
     cold_burst: usize,
+    /// Fresh servers for the `--cold-burst` median (default: `--cold-runs`).
+    #[arg(long)]
+    burst_runs: Option<usize>,
     /// Internal: serve as the round-trip floor's stand-in server on this socket, in a
     /// process of its own, answering each request at once with `--stand-in-paths` paths.
     #[arg(long, hide = true)]
@@ -376,7 +379,7 @@ fn measure(
         }
     }
     if cli.cold_burst > 0 {
-        for round in 0..cli.cold_runs.max(1) {
+        for round in 0..cli.burst_runs.unwrap_or(cli.cold_runs).max(1) {
             for k in order(n, round) {
                 let s = impls[k].start(None)?;
                 tally[k]

@@ -307,6 +307,17 @@ fn run() -> Result<ExitCode> {
                 ratio(b, a)
             )?;
         }
+        if r.cold_burst_clients > 0 && p.cold_burst_clients > 0 {
+            writeln!(
+                md,
+                "| {} | cold burst: {} first requests at once, nothing saved, until the last reply | {:.2} ms | {:.2} ms | {} |",
+                c.name,
+                r.cold_burst_clients,
+                r.cold_burst_ms,
+                p.cold_burst_ms,
+                ratio(p.cold_burst_ms, r.cold_burst_ms)
+            )?;
+        }
         for (n, _) in &r.throughput {
             let (a, b) = (tput(r, *n), tput(p, *n));
             writeln!(
