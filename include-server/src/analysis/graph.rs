@@ -307,6 +307,10 @@ pub struct Generation {
     /// The probes in progress, by key (a probe leaves once its outcome is in `probes`,
     /// or is known to have failed).
     pub flights: Mutex<rustc_hash::FxHashMap<ProbeKey, Arc<Flight>>>,
+    /// Compilers stopped at their deadline before they printed their search lists, with
+    /// the error: the requests that need them fail at once for the rest of the
+    /// generation, instead of each waiting out a deadline of its own.
+    pub probes_stopped: ShardedMap<ProbeKey, String>,
     /// Interned configurations.
     pub configs: ShardedMap<ConfigKey, Arc<Config>>,
     next_config: AtomicU64,

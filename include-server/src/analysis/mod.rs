@@ -553,7 +553,9 @@ impl Analyzer {
     /// walk with guessed directories), unless the outcome is already there, and takes
     /// that outcome. The outcome is in `gen.probes` before the probe leaves
     /// `gen.flights`, so a later request finds the one or the other. A failure is not
-    /// kept: the next request after it probes again.
+    /// kept (the next request after it probes again), except a compiler stopped at its
+    /// deadline ([`Ending::run`]): a compiler that hangs costs the build one deadline,
+    /// not one per wave of requests.
     fn probe_once(
         &self,
         gen: &Arc<Generation>,
@@ -565,6 +567,9 @@ impl Analyzer {
             let mut flights = gen.flights.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(probed) = gen.probes.get(key) {
                 return Ok(probed);
+            }
+            if let Some(e) = gen.probes_stopped.get(key) {
+                return Err(e);
             }
             match flights.get(key) {
                 Some(flight) => (flight.clone(), false),
@@ -817,7 +822,9 @@ impl Ending {
     ) {
         let mut running = probe::Running::new(&self.key, child, self.limit);
         let mut dirs = Some(dirs);
-        if let Some(d) = running.search_lists() {
+        let lists = running.search_lists();
+        let stopped_before_lists = lists.is_none() && running.stopped();
+        if let Some(d) = lists {
             if let Some(f) = dirs.take() {
                 f(Ok(Arc::new(d)));
             }
@@ -837,6 +844,11 @@ impl Ending {
                 }
             }
             Err(e) => {
+                // Kept before the requests waiting for it hear of it (a stop after the
+                // lists is kept by the pending macros).
+                if stopped_before_lists {
+                    self.gen.probes_stopped.insert(self.key.clone(), e.clone());
+                }
                 self.pending.settle(Err(e.clone()));
                 if let Some(f) = dirs.take() {
                     f(Err(e));

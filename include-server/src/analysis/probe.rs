@@ -193,6 +193,11 @@ impl<'a> Running<'a> {
         }
     }
 
+    /// Whether the compiler was stopped at its deadline (so far).
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
     /// Reads the rest and waits for the compiler: its whole output if it succeeded.
     pub fn finish(mut self) -> Result<Output, String> {
         while self.read_some() {}

@@ -727,12 +727,14 @@ fn a_compiler_that_does_not_end_is_stopped_at_its_deadline() {
     let bin = r.join("bin");
     fs::create_dir_all(&bin).unwrap();
     let started = r.join("started");
+    let runs = r.join("runs");
     let never = fifo(&r, "never");
     let cc = bin.join("hangcc");
     fs::write(
         &cc,
         format!(
-            "#!/bin/sh\ncat {} &\necho $! > {}\nwait\n",
+            "#!/bin/sh\necho run >> {}\ncat {} &\necho $! > {}\nwait\n",
+            runs.display(),
             never.display(),
             started.display()
         ),
@@ -748,6 +750,14 @@ fn a_compiler_that_does_not_end_is_stopped_at_its_deadline() {
         .to_string();
     assert!(e.contains("hangcc -x c -v -dM -E /dev/null"), "{e}");
     assert!(e.contains("did not end within 1 s; it was stopped"), "{e}");
+    // A later request that needs it fails at once: the compiler is not started again.
+    let again = a
+        .analyze(&r, &argv("hangcc -c x.c"), BUDGET)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(again, e);
+    assert_eq!(fs::read_to_string(&runs).unwrap(), "run\n");
+    assert_eq!(a.stats().compiler_probes, 1);
     // The program it started was stopped with it: its pidfd becomes readable when it
     // has exited.
     let pid: i32 = fs::read_to_string(&started)
