@@ -549,6 +549,23 @@ fn fake_compiler_after(root: &Path, first: &str, then: &str) -> PathBuf {
     bin
 }
 
+/// Asks `a`, on a thread of its own, for `fakecc -c file` in `r`; the answer comes on the
+/// returned channel.
+fn ask_fakecc(
+    a: &Arc<Analyzer>,
+    r: &Path,
+    file: &str,
+) -> std::sync::mpsc::Receiver<Result<Closure, AnalysisError>> {
+    let (a, r, argv) = (
+        a.clone(),
+        r.to_path_buf(),
+        argv(&format!("fakecc -c {file}")),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(a.analyze(&r, &argv, BUDGET)));
+    rx
+}
+
 fn engine_on_path(bin: &Path) -> Analyzer {
     Analyzer::new(AnalyzerConfig {
         probe_path: Some(format!("{}:/usr/bin:/bin", bin.display()).into()),
@@ -602,12 +619,7 @@ fn a_request_goes_on_once_the_compiler_has_printed_its_search_lists() {
     write(&r, "y.c", "#include PICKED\n");
     write(&r, "picked.h", "");
     let a = Arc::new(engine_on_path(&bin));
-    let ask = |file: &str| {
-        let (a, r, argv) = (a.clone(), r.clone(), argv(&format!("fakecc -c {file}")));
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || tx.send(a.analyze(&r, &argv, BUDGET)));
-        rx
-    };
+    let ask = |file: &str| ask_fakecc(&a, &r, file);
     // No computed include: answered while the compiler waits at its gate.
     let c = ask("x.c")
         .recv_timeout(Duration::from_secs(60))
@@ -666,12 +678,7 @@ fn requests_that_need_one_compiler_at_once_start_it_once() {
     }
     let a = Arc::new(engine_on_path(&bin));
     let answers: Vec<_> = (0..4)
-        .map(|i| {
-            let (a, r, argv) = (a.clone(), r.clone(), argv(&format!("fakecc -c s{i}.c")));
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || tx.send(a.analyze(&r, &argv, BUDGET)));
-            rx
-        })
+        .map(|i| ask_fakecc(&a, &r, &format!("s{i}.c")))
         .collect();
     let started = || fs::read_to_string(&runs).map_or(0, |t| t.lines().count());
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
