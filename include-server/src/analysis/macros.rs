@@ -243,7 +243,7 @@ impl MacroDef {
         cond.sort_unstable();
         MacroDef {
             params: d.params().map(|ps| ps.map(Sym::from).collect()),
-            variadic: d.variadic,
+            variadic: d.variadic(),
             text: Sym::from(d.body()),
             tokens: std::sync::OnceLock::new(),
             cond: Arc::new(cond),

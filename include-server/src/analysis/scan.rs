@@ -35,76 +35,164 @@ pub struct Include {
     pub embed: bool,
 }
 
-/// One `#define`. Its name, parameter names and replacement text share one buffer, and
-/// the defines of one conditional branch share its list of branches: a header's scan
-/// makes one or two allocations per definition, not one per part (system headers hold
-/// thousands of definitions, and few are ever looked up).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One `#define`. A file's definitions share one buffer holding their texts (each from
+/// its name to the end of its replacement list), and the defines of one conditional
+/// branch share its list of branches: a header's scan makes a few allocations per file,
+/// not one or two per definition. System headers hold thousands of definitions and few
+/// are ever looked up, so the parameter list is split only when asked for.
+#[derive(Clone)]
 pub struct Define {
-    /// The name, then each parameter name, then the replacement text.
-    text: Box<[u8]>,
-    /// Where the name ends in `text`.
-    name_end: u32,
-    /// Where each parameter name ends in `text`, for a function-like macro (the
-    /// replacement text starts at the last one).
-    param_ends: Option<Box<[u32]>>,
-    /// Whether the last parameter is variadic.
-    pub variadic: bool,
+    /// The buffer holding this definition's text (and its file's other definitions').
+    text: Arc<Vec<u8>>,
+    /// Where the name starts and ends in `text`.
+    name: (u32, u32),
+    /// For a function-like macro, the text between its parentheses.
+    params: Option<(u32, u32)>,
+    /// The replacement list, trimmed.
+    body: (u32, u32),
     /// The conditional branches it sits in, outermost first: (chain number within the
     /// file, branch index within the `#if`/`#elif`/`#else` chain).
     pub cond: Arc<[(u32, u32)]>,
 }
 
-impl Define {
-    /// A definition of `name`, function-like when `params` is given.
-    pub fn new(name: &[u8], params: Option<&[&[u8]]>, variadic: bool, body: &[u8]) -> Define {
-        let params_len: usize = params.map_or(0, |ps| ps.iter().map(|p| p.len()).sum());
-        let mut text = Vec::with_capacity(name.len() + params_len + body.len());
-        text.extend_from_slice(name);
-        let param_ends = params.map(|ps| {
-            ps.iter()
-                .map(|p| {
-                    text.extend_from_slice(p);
-                    text.len() as u32
-                })
-                .collect()
-        });
-        text.extend_from_slice(body);
-        Define {
-            text: text.into_boxed_slice(),
-            name_end: name.len() as u32,
-            param_ends,
-            variadic,
-            cond: Arc::from(&[][..]),
+/// Where a definition's parts lie in its directive's text (after `define`).
+struct DefineParts {
+    name: (usize, usize),
+    params: Option<(usize, usize)>,
+    body: (usize, usize),
+}
+
+impl DefineParts {
+    /// Splits the text of a `#define` after its directive name; `None` when it defines
+    /// nothing (no name, or a parameter list without its `)`).
+    fn of(rest: &[u8]) -> Option<DefineParts> {
+        let start = rest.iter().take_while(|&&c| is_hspace(c)).count();
+        let len = rest[start..].iter().take_while(|&&c| is_ident(c)).count();
+        if len == 0 || rest[start].is_ascii_digit() {
+            return None;
         }
+        let name = (start, start + len);
+        let trimmed = |from: usize, to: usize| {
+            let t = trim(&rest[from..to]);
+            let at = from + (t.as_ptr() as usize - rest[from..].as_ptr() as usize);
+            (at, at + t.len())
+        };
+        if rest.get(name.1) == Some(&b'(') {
+            let close = name.1 + rest[name.1..].iter().position(|&c| c == b')')?;
+            Some(DefineParts {
+                name,
+                params: Some((name.1 + 1, close)),
+                body: trimmed(close + 1, rest.len()),
+            })
+        } else {
+            Some(DefineParts {
+                name,
+                params: None,
+                body: trimmed(name.1, rest.len()),
+            })
+        }
+    }
+}
+
+impl Define {
+    /// The definition in `rest`, the text of a `#define` directive after its name, in a
+    /// buffer of its own.
+    fn alone(rest: &[u8]) -> Option<Define> {
+        let parts = DefineParts::of(rest)?;
+        let at = |(a, b): (usize, usize)| Some((u32::try_from(a).ok()?, u32::try_from(b).ok()?));
+        Some(Define {
+            name: at(parts.name)?,
+            params: match parts.params {
+                Some(p) => Some(at(p)?),
+                None => None,
+            },
+            body: at(parts.body)?,
+            text: Arc::new(rest.to_vec()),
+            cond: Arc::from(&[][..]),
+        })
+    }
+
+    fn part(&self, (a, b): (u32, u32)) -> &[u8] {
+        &self.text[a as usize..b as usize]
     }
 
     /// The macro name.
     pub fn name(&self) -> &[u8] {
-        &self.text[..self.name_end as usize]
+        self.part(self.name)
+    }
+
+    /// The parameter list's items, trimmed (none when it holds only blanks).
+    fn raw_params(&self) -> Option<impl Iterator<Item = &[u8]> + '_> {
+        let inner = trim(self.part(self.params?));
+        Some(
+            inner
+                .split(|&c| c == b',')
+                .filter(move |_| !inner.is_empty())
+                .map(trim),
+        )
     }
 
     /// The trimmed parameter names of a function-like macro (a variadic `...` becomes
     /// `__VA_ARGS__`; a named variadic `args...` becomes `args`).
-    pub fn params(&self) -> Option<impl ExactSizeIterator<Item = &[u8]> + '_> {
-        let ends = self.param_ends.as_deref()?;
-        let mut start = self.name_end as usize;
-        Some(ends.iter().map(move |&e| {
-            let p = &self.text[start..e as usize];
-            start = e as usize;
-            p
+    pub fn params(&self) -> Option<impl Iterator<Item = &[u8]> + '_> {
+        Some(self.raw_params()?.map(|p| {
+            if p == b"..." {
+                &b"__VA_ARGS__"[..]
+            } else if let Some(named) = p.strip_suffix(b"...") {
+                trim(named)
+            } else {
+                p
+            }
         }))
+    }
+
+    /// Whether a parameter is variadic (`...` or `name...`).
+    pub fn variadic(&self) -> bool {
+        self.raw_params()
+            .is_some_and(|mut ps| ps.any(|p| p.ends_with(b"...")))
     }
 
     /// The replacement text, comments removed, trimmed.
     pub fn body(&self) -> &[u8] {
-        let start = self
-            .param_ends
-            .as_deref()
-            .and_then(|e| e.last().copied())
-            .unwrap_or(self.name_end);
-        &self.text[start as usize..]
+        self.part(self.body)
     }
+}
+
+impl PartialEq for Define {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+            && self.params().map(Iterator::collect::<Vec<_>>)
+                == other.params().map(Iterator::collect::<Vec<_>>)
+            && self.variadic() == other.variadic()
+            && self.body() == other.body()
+            && self.cond == other.cond
+    }
+}
+
+impl Eq for Define {}
+
+impl std::fmt::Debug for Define {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        f.debug_struct("Define")
+            .field("name", &text(self.name()))
+            .field(
+                "params",
+                &self.params().map(|ps| ps.map(text).collect::<Vec<_>>()),
+            )
+            .field("body", &text(self.body()))
+            .field("cond", &self.cond)
+            .finish()
+    }
+}
+
+/// A definition found by the scan, its text in [`Scan::define_text`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Found {
+    name: (u32, u32),
+    params: Option<(u32, u32)>,
+    body: (u32, u32),
+    cond: Arc<[(u32, u32)]>,
 }
 
 /// What a file holds.
@@ -121,6 +209,55 @@ pub struct Scan {
     /// `conds` as the defines share it, made at the first define after it changed.
     conds_shared: Option<Arc<[(u32, u32)]>>,
     chains: u32,
+    /// While scanning: the texts of the definitions found, one after the other.
+    define_text: Vec<u8>,
+    /// While scanning: the definitions found, made into [`Scan::defines`] at the end.
+    found: Vec<Found>,
+}
+
+impl Scan {
+    /// Records the definition in `rest`, the text of a `#define` after its name.
+    /// (A file whose definitions' texts add up to 4 GiB or more keeps the first 4 GiB.)
+    fn define(&mut self, rest: &[u8]) {
+        let Some(p) = DefineParts::of(rest) else {
+            return;
+        };
+        let (from, to) = (p.name.0, p.body.1.max(p.params.map_or(0, |q| q.1 + 1)));
+        let base = self.define_text.len();
+        // Every part lies within `from..to`: when `to` fits, they all do.
+        if u32::try_from(base + to - from).is_err() {
+            return;
+        }
+        let at = |(a, b): (usize, usize)| ((base + a - from) as u32, (base + b - from) as u32);
+        self.define_text.extend_from_slice(&rest[from..to]);
+        let conds = &self.conds;
+        let cond = self
+            .conds_shared
+            .get_or_insert_with(|| Arc::from(&conds[..]))
+            .clone();
+        self.found.push(Found {
+            name: at(p.name),
+            params: p.params.map(at),
+            body: at(p.body),
+            cond,
+        });
+    }
+
+    /// Makes the definitions found into [`Scan::defines`], sharing one buffer.
+    fn finish(mut self) -> Scan {
+        let text = Arc::new(std::mem::take(&mut self.define_text));
+        self.defines = std::mem::take(&mut self.found)
+            .into_iter()
+            .map(|f| Define {
+                text: text.clone(),
+                name: f.name,
+                params: f.params,
+                body: f.body,
+                cond: f.cond,
+            })
+            .collect();
+        self
+    }
 }
 
 fn is_ident(c: u8) -> bool {
@@ -444,7 +581,7 @@ pub fn scan(s: &[u8]) -> Scan {
             }
         }
     }
-    out
+    out.finish()
 }
 
 /// The index of the first byte at or after `i` that is not a space or a tab (the
@@ -538,8 +675,9 @@ fn splice_or_comment_end(s: &[u8], i: usize) -> Option<usize> {
 fn directive_line(s: &[u8], j: usize, line: &mut Vec<u8>, out: &mut Scan) -> usize {
     let nl = memchr::memchr(b'\n', &s[j..]).map_or(s.len(), |k| j + k);
     let text = &s[j..nl];
-    // Most directive lines hold no comment, literal or splice: use them as they are.
-    if text.iter().all(|&c| CLASS[c as usize] & STOP == 0) {
+    // Most directive lines hold no comment, splice or escape: they are their own
+    // logical line, literals and header names included.
+    if plain_line(text) {
         directive(text, out);
         return nl;
     }
@@ -547,6 +685,24 @@ fn directive_line(s: &[u8], j: usize, line: &mut Vec<u8>, out: &mut Scan) -> usi
     let end = collect_directive(s, j, line);
     directive(line, out);
     end
+}
+
+/// Whether a line (without its newline) holds no backslash and no `//` or `/*`: then
+/// no comment starts in it and nothing is spliced or escaped, so [`collect_directive`]
+/// would collect it unchanged (a literal or header name is copied as it is, and ends on
+/// the line).
+fn plain_line(text: &[u8]) -> bool {
+    if memchr::memchr(b'\\', text).is_some() {
+        return false;
+    }
+    let mut at = 0;
+    while let Some(k) = memchr::memchr(b'/', &text[at..]) {
+        at += k + 1;
+        if matches!(text.get(at), Some(b'/' | b'*')) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Skips a preprocessing number (digits, letters, `.`, `'` separators, exponent signs).
@@ -689,16 +845,7 @@ fn directive(line: &[u8], out: &mut Scan) {
                 out.includes.push(Include { form, next, embed });
             }
         }
-        b"define" => {
-            if let Some(mut d) = define(rest) {
-                let conds = &out.conds;
-                d.cond = out
-                    .conds_shared
-                    .get_or_insert_with(|| Arc::from(&conds[..]))
-                    .clone();
-                out.defines.push(d);
-            }
-        }
+        b"define" => out.define(rest),
         b"ifdef" | b"ifndef" => {
             out.conds.push((out.chains, 0));
             out.conds_shared = None;
@@ -739,38 +886,7 @@ fn directive(line: &[u8], out: &mut Scan) {
 
 /// Parses a `#define` after the keyword.
 pub fn define(rest: &[u8]) -> Option<Define> {
-    let (name, after) = split_ident(trim(rest));
-    if name.is_empty() || name[0].is_ascii_digit() {
-        return None;
-    }
-    if after.first() == Some(&b'(') {
-        let close = after.iter().position(|&c| c == b')')?;
-        let mut params: Vec<&[u8]> = Vec::new();
-        let mut variadic = false;
-        let inner = trim(&after[1..close]);
-        if !inner.is_empty() {
-            for p in inner.split(|&c| c == b',') {
-                let p = trim(p);
-                if p == b"..." {
-                    variadic = true;
-                    params.push(b"__VA_ARGS__");
-                } else if let Some(named) = p.strip_suffix(b"...") {
-                    variadic = true;
-                    params.push(trim(named));
-                } else {
-                    params.push(p);
-                }
-            }
-        }
-        Some(Define::new(
-            name,
-            Some(&params),
-            variadic,
-            trim(&after[close + 1..]),
-        ))
-    } else {
-        Some(Define::new(name, None, false, trim(after)))
-    }
+    Define::alone(rest)
 }
 
 /// Finds `__has_include(...)`-style operands in an `#if`/`#elif` expression.
@@ -1083,10 +1199,10 @@ mod tests {
         assert_eq!((d[2].name(), d[2].body()), (&b"F"[..], &b"x##y"[..]));
         assert_eq!(params(&d[3]), None);
         assert_eq!(d[3].body(), b"(x)");
-        assert!(d[4].variadic);
+        assert!(d[4].variadic());
         assert_eq!(params(&d[4]), Some(vec![&b"fmt"[..], b"__VA_ARGS__"]));
         assert_eq!(d[4].body(), b"fmt __VA_ARGS__");
-        assert!(d[5].variadic);
+        assert!(d[5].variadic());
         assert_eq!(params(&d[5]), Some(vec![&b"args"[..]]));
         assert_eq!(d[6].body(), b"\"http://x\"");
         let empty = define(b"E() e").unwrap();
@@ -1133,6 +1249,58 @@ mod tests {
                 (a("n.h"), true),
                 (e("HDR"), false)
             ]
+        );
+    }
+
+    /// A directive line taken as it is (no backslash, `//` or `/*`) is the line the
+    /// general path collects; the others are not taken so.
+    #[test]
+    fn plain_lines_are_their_own_logical_line() {
+        let plain: [&[u8]; 6] = [
+            b"include \"db/dbformat.h\"",
+            b"include <bits/c++config.h>",
+            b"define RATIO 1/2",
+            b"define S \"a/b\" 'c'",
+            b"if X / 2 > 1\r",
+            b"define Q \"unterminated",
+        ];
+        for line in plain {
+            assert!(plain_line(line), "{}", String::from_utf8_lossy(line));
+            let mut collected = Vec::new();
+            let end = collect_directive(line, 0, &mut collected);
+            assert_eq!((end, &collected[..]), (line.len(), line));
+        }
+        let general: [&[u8]; 4] = [
+            b"define U \"http://x\"",
+            b"if A /* B */",
+            b"endif // A",
+            b"define E '\\''",
+        ];
+        for line in general {
+            assert!(!plain_line(line), "{}", String::from_utf8_lossy(line));
+        }
+    }
+
+    /// A definition's parts come from its file's shared text, split when asked for.
+    #[test]
+    fn definitions_share_their_file_text() {
+        let s = scan(b"#define A(x, y ) x y\n#define B()  \n#define C( a, ...) a\n#define D (x)\n#define 9X\n#define E(x x\n");
+        let d = &s.defines;
+        assert_eq!(d.len(), 4);
+        assert!(d.iter().all(|x| Arc::ptr_eq(&x.text, &d[0].text)));
+        assert_eq!(params(&d[0]), Some(vec![&b"x"[..], b"y"]));
+        assert_eq!((d[0].body(), d[0].variadic()), (&b"x y"[..], false));
+        assert_eq!((params(&d[1]), d[1].body()), (Some(vec![]), &b""[..]));
+        assert_eq!(params(&d[2]), Some(vec![&b"a"[..], b"__VA_ARGS__"]));
+        assert!(d[2].variadic());
+        assert_eq!(
+            (d[3].name(), params(&d[3]), d[3].body()),
+            (&b"D"[..], None, &b"(x)"[..])
+        );
+        assert_eq!(define(b"N 1"), Some(Define::alone(b"N 1").unwrap()));
+        assert_eq!(
+            define(b" M(a) a ").map(|m| m.body().to_vec()),
+            Some(b"a".to_vec())
         );
     }
 }
