@@ -73,9 +73,13 @@ impl DefineParts {
         }
         let name = (start, start + len);
         let trimmed = |from: usize, to: usize| {
-            let t = trim(&rest[from..to]);
-            let at = from + (t.as_ptr() as usize - rest[from..].as_ptr() as usize);
-            (at, at + t.len())
+            let lead = rest[from..to].iter().take_while(|&&c| is_hspace(c)).count();
+            let tail = rest[from + lead..to]
+                .iter()
+                .rev()
+                .take_while(|&&c| is_hspace(c))
+                .count();
+            (from + lead, to - tail)
         };
         if rest.get(name.1) == Some(&b'(') {
             let close = name.1 + rest[name.1..].iter().position(|&c| c == b')')?;
@@ -98,18 +102,9 @@ impl Define {
     /// The definition in `rest`, the text of a `#define` directive after its name, in a
     /// buffer of its own.
     fn alone(rest: &[u8]) -> Option<Define> {
-        let parts = DefineParts::of(rest)?;
-        let at = |(a, b): (usize, usize)| Some((u32::try_from(a).ok()?, u32::try_from(b).ok()?));
-        Some(Define {
-            name: at(parts.name)?,
-            params: match parts.params {
-                Some(p) => Some(at(p)?),
-                None => None,
-            },
-            body: at(parts.body)?,
-            text: Arc::new(rest.to_vec()),
-            cond: Arc::from(&[][..]),
-        })
+        let mut scan = Scan::default();
+        scan.define(rest);
+        scan.finish().defines.pop()
     }
 
     fn part(&self, (a, b): (u32, u32)) -> &[u8] {
