@@ -8,11 +8,21 @@
 //! last component is not a symlink (a plain name, `.` or `..`) costs one `lstat`, where
 //! `realpath(3)` reads every component again (a symlink at the end takes the full
 //! `canonicalize`).
+//!
+//! That `lstat`, and the `open` of a file to read, name the file relative to a
+//! descriptor of its directory (an `O_PATH` one, kept for the cache's life, at most
+//! [`MAX_DIR_FDS`] of them): the kernel then looks up one name, not every component of
+//! an absolute path again (a cold request makes about a thousand such calls, most of
+//! them for names under directories five or six levels deep).
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{FileStat, Mode, SFlag};
 
 use super::shard::ShardedMap;
 
@@ -29,7 +39,17 @@ enum Kind {
 struct Entry {
     kind: Kind,
     real: Option<Arc<Path>>,
+    /// A regular file's size when it was looked up.
+    size: u64,
 }
+
+/// The most directory descriptors the caches of a process keep open together; lookups in
+/// further directories use absolute paths. (A cold request of a large C++ code base
+/// meets a few dozen directories; Boost's headers spread over a few hundred.)
+pub const MAX_DIR_FDS: usize = 512;
+
+/// How many directory descriptors all caches hold (or are about to).
+static OPEN_DIR_FDS: AtomicUsize = AtomicUsize::new(0);
 
 /// The caches.
 #[derive(Debug, Default)]
@@ -37,7 +57,32 @@ pub struct FsCache {
     /// By the path's bytes (hashing bytes is much cheaper than `Path`'s component-wise
     /// hash; two spellings of one path are two entries with the same value).
     entries: ShardedMap<Box<[u8]>, Option<Entry>>,
+    /// `O_PATH` descriptors by the directory's realpath; `None` where opening failed.
+    dir_fds: ShardedMap<Box<[u8]>, Option<Arc<OwnedFd>>>,
+    /// How many descriptors of [`OPEN_DIR_FDS`] this cache holds.
+    open_dirs: AtomicUsize,
     syscalls: AtomicU64,
+}
+
+/// The file-type bits of a `stat`.
+fn kind_bits(st: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
+}
+
+fn kind_of(st: &FileStat) -> Kind {
+    match kind_bits(st) {
+        SFlag::S_IFREG => Kind::File,
+        SFlag::S_IFDIR => Kind::Dir,
+        _ => Kind::Other,
+    }
+}
+
+/// Whether two cached descriptors are the same one.
+fn same_fd(a: &Option<Arc<OwnedFd>>, b: &Option<Arc<OwnedFd>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    }
 }
 
 /// An absolute `path` split at its last component, trailing slashes ignored: the
@@ -69,47 +114,110 @@ impl FsCache {
         // and `..` too: the kernel walks the parent first). Include names like
         // `bits/x.h` are tried in every search directory: most directories have no
         // `bits`, and one `stat` of it answers for all its names.
-        if let Some((parent, _)) = split_last(key) {
-            if !matches!(
-                self.lookup(parent),
+        let mut parent_fd = None;
+        if let Some((parent, name)) = split_last(key) {
+            match self.lookup(parent) {
                 Some(Entry {
                     kind: Kind::Dir,
+                    real: Some(real),
                     ..
-                })
-            ) {
-                return self.entries.insert_if_absent(key.into(), None);
+                }) => {
+                    // `name` in the parent's realpath is `path` (the parent's links
+                    // followed, as the kernel does), except for a trailing slash.
+                    if !key.ends_with(b"/") {
+                        parent_fd = self.dir_fd(&real).map(|fd| (fd, name));
+                    }
+                }
+                Some(Entry {
+                    kind: Kind::Dir, ..
+                }) => {}
+                _ => return self.entries.insert_if_absent(key.into(), None),
             }
         }
         self.syscalls.fetch_add(1, Ordering::Relaxed);
-        let kind_of = |md: &std::fs::Metadata| {
-            if md.is_file() {
-                Kind::File
-            } else if md.is_dir() {
-                Kind::Dir
-            } else {
-                Kind::Other
+        let lstat = match &parent_fd {
+            Some((fd, name)) => {
+                nix::sys::stat::fstatat(Some(fd.as_raw_fd()), *name, AtFlags::AT_SYMLINK_NOFOLLOW)
             }
+            None => nix::sys::stat::lstat(path),
         };
-        let entry = match std::fs::symlink_metadata(path) {
+        let entry = match lstat {
             Err(_) => None,
-            Ok(md) if !md.file_type().is_symlink() => {
+            Ok(st) if kind_bits(&st) != SFlag::S_IFLNK => {
                 let real = self
                     .real_from_parent(path)
                     .or_else(|| std::fs::canonicalize(path).ok().map(Arc::from));
                 Some(Entry {
-                    kind: kind_of(&md),
+                    kind: kind_of(&st),
                     real,
+                    size: st.st_size as u64,
                 })
             }
-            Ok(_) => match std::fs::metadata(path) {
+            Ok(_) => match nix::sys::stat::stat(path) {
                 Err(_) => None,
-                Ok(md) => Some(Entry {
-                    kind: kind_of(&md),
+                Ok(st) => Some(Entry {
+                    kind: kind_of(&st),
                     real: std::fs::canonicalize(path).ok().map(Arc::from),
+                    size: st.st_size as u64,
                 }),
             },
         };
         self.entries.insert_if_absent(key.into(), entry)
+    }
+
+    /// An `O_PATH` descriptor of the directory whose realpath is `real`, opened on first
+    /// use; `None` once [`MAX_DIR_FDS`] are open, or if it cannot be opened.
+    fn dir_fd(&self, real: &Path) -> Option<Arc<OwnedFd>> {
+        let key = real.as_os_str().as_bytes();
+        if let Some(fd) = self.dir_fds.get(key) {
+            return fd;
+        }
+        if OPEN_DIR_FDS.fetch_add(1, Ordering::Relaxed) >= MAX_DIR_FDS {
+            OPEN_DIR_FDS.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::open(real, flags, Mode::empty())
+            .ok()
+            // SAFETY: `open` just returned this descriptor, which nothing else owns.
+            .map(|fd| Arc::new(unsafe { OwnedFd::from_raw_fd(fd) }));
+        let kept = self.dir_fds.insert_if_absent(key.into(), fd.clone());
+        if fd.is_some() && same_fd(&kept, &fd) {
+            self.open_dirs.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // Not opened, or another thread opened it first (ours closes here).
+            OPEN_DIR_FDS.fetch_sub(1, Ordering::Relaxed);
+        }
+        kept
+    }
+
+    /// Opens the regular file whose realpath is `real` for reading (relative to its
+    /// directory's descriptor when the cache holds one), with its size when a lookup
+    /// of that path saw it.
+    pub fn open_file(&self, real: &Path) -> std::io::Result<(std::fs::File, Option<u64>)> {
+        let key = real.as_os_str().as_bytes();
+        let size = match self.entries.get(key) {
+            Some(Some(Entry {
+                kind: Kind::File,
+                size,
+                ..
+            })) => Some(size),
+            _ => None,
+        };
+        let at = split_last(key).and_then(|(parent, name)| {
+            let fd = self.dir_fds.get(parent.as_os_str().as_bytes())??;
+            Some((fd, name))
+        });
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+        let fd = match &at {
+            Some((fd, name)) => {
+                nix::fcntl::openat(Some(fd.as_raw_fd()), *name, flags, Mode::empty())
+            }
+            None => nix::fcntl::open(real, flags, Mode::empty()),
+        }
+        .map_err(std::io::Error::from)?;
+        // SAFETY: `open` just returned this descriptor, which nothing else owns.
+        Ok((unsafe { std::fs::File::from_raw_fd(fd) }, size))
     }
 
     /// The realpath of a path that is not a symlink itself: its parent's realpath (from
@@ -146,6 +254,7 @@ impl FsCache {
             Some(Entry {
                 kind: Kind::File,
                 real,
+                ..
             }) => real,
             _ => None,
         }
@@ -157,6 +266,7 @@ impl FsCache {
             Some(Entry {
                 kind: Kind::Dir,
                 real,
+                ..
             }) => real,
             _ => None,
         }
@@ -167,9 +277,17 @@ impl FsCache {
         self.syscalls.load(Ordering::Relaxed)
     }
 
-    /// Forgets everything.
+    /// Forgets everything (the directory descriptors close once no lookup holds them).
     pub fn clear(&self) {
         self.entries.clear();
+        self.dir_fds.clear();
+        OPEN_DIR_FDS.fetch_sub(self.open_dirs.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+    }
+}
+
+impl Drop for FsCache {
+    fn drop(&mut self) {
+        OPEN_DIR_FDS.fetch_sub(*self.open_dirs.get_mut(), Ordering::Relaxed);
     }
 }
 
@@ -221,6 +339,42 @@ mod tests {
         let n = c.syscalls();
         assert!(c.file(&t.path().join("late.h")).is_some());
         assert_eq!(c.syscalls(), n);
+    }
+
+    #[test]
+    fn files_open_relative_to_their_directory_with_the_size_seen() {
+        use std::io::Read;
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("real/sub")).unwrap();
+        std::fs::write(t.path().join("real/sub/x.h"), b"#include <y.h>\n").unwrap();
+        std::os::unix::fs::symlink(t.path().join("real"), t.path().join("link")).unwrap();
+        let c = FsCache::default();
+        let real = c.file(&t.path().join("link/sub/x.h")).unwrap();
+        assert_eq!(
+            &*real,
+            std::fs::canonicalize(t.path().join("real/sub/x.h")).unwrap()
+        );
+        // The lookup went through the link; the realpath was never looked up itself.
+        let (mut f, size) = c.open_file(&real).unwrap();
+        assert_eq!(size, None);
+        let mut text = Vec::new();
+        f.read_to_end(&mut text).unwrap();
+        assert_eq!(text, b"#include <y.h>\n");
+        // Looked up by its realpath: the size comes with it.
+        assert!(c.file(&real).is_some());
+        assert_eq!(c.open_file(&real).unwrap().1, Some(15));
+        // Names in a directory that holds a descriptor: `.`, `..`, links, misses.
+        let sub = t.path().join("real/sub");
+        assert!(c.dir(&sub).is_some());
+        assert_eq!(
+            c.dir(&sub.join("..")).as_deref(),
+            Some(&*std::fs::canonicalize(t.path().join("real")).unwrap())
+        );
+        assert!(c.file(&sub.join("missing.h")).is_none());
+        assert!(c.file(&sub.join("../../link/sub/x.h")).is_some());
+        // A file that is not there cannot be opened, and says so.
+        let gone = c.open_file(&sub.join("gone.h")).unwrap_err();
+        assert_eq!(gone.kind(), std::io::ErrorKind::NotFound);
     }
 
     #[test]

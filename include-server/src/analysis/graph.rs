@@ -416,9 +416,19 @@ fn parse_into(
     let s = BUF.with(|buf| -> std::io::Result<scan::Scan> {
         let mut buf = buf.borrow_mut();
         // The buffer stays initialized to its full length; `filled` bytes are the file's.
-        // Reading straight into it takes one `read` per file plus the one that sees the
-        // end (`read_to_end` on a `File` adds an `fstat` and an `lseek` for its size hint).
-        let mut file = std::fs::File::open(real)?;
+        // Reading straight into it takes one `read` per file (`read_to_end` on a `File`
+        // adds an `fstat` and an `lseek` for its size hint). A read that stops short at
+        // the size the lookup saw has read the file; otherwise reading goes on until a
+        // read returns nothing.
+        let (mut file, size) = gen.fs.open_file(real)?;
+        if let Some(size) = size {
+            let want = usize::try_from(size)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1);
+            if buf.len() < want {
+                buf.resize(want.max(256 << 10), 0);
+            }
+        }
         let mut filled = 0;
         loop {
             if buf.len() - filled < 4096 {
@@ -427,7 +437,12 @@ fn parse_into(
             }
             match std::io::Read::read(&mut file, &mut buf[filled..]) {
                 Ok(0) => break,
-                Ok(n) => filled += n,
+                Ok(n) => {
+                    filled += n;
+                    if size == Some(filled as u64) && filled < buf.len() {
+                        break;
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
