@@ -1308,3 +1308,46 @@ mod prefix_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod read_tests {
+    use super::*;
+
+    /// The names `parse_into` found in `real`.
+    fn names(gen: &Generation, real: &Arc<Path>) -> Vec<Vec<u8>> {
+        let parsed = parse_into(gen, &Counters::default(), real).unwrap();
+        parsed
+            .includes
+            .iter()
+            .map(|i| match &i.form {
+                scan::IncludeForm::Quote(n) | scan::IncludeForm::Angle(n) => n.clone(),
+                scan::IncludeForm::Computed(e) => e.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_file_is_read_whole_whatever_size_its_lookup_saw() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("x.h");
+        std::fs::write(&path, "#include \"a.h\"\n").unwrap();
+        // Exactly the size seen: one read.
+        let gen = Generation::default();
+        let real = gen.fs.file(&path).unwrap();
+        assert_eq!(names(&gen, &real), [b"a.h".to_vec()]);
+        // Grown after the lookup (past the buffer a smaller file would get): read to its
+        // end all the same.
+        let gen = Generation::default();
+        let real = gen.fs.file(&path).unwrap();
+        let mut text = String::from("#include \"a.h\"\n");
+        text.push_str(&" ".repeat(300 << 10));
+        text.push_str("\n#include <b.h>\n");
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(names(&gen, &real), [b"a.h".to_vec(), b"b.h".to_vec()]);
+        // Shrunk after the lookup: what is there now.
+        let gen = Generation::default();
+        let real = gen.fs.file(&path).unwrap();
+        std::fs::write(&path, "#include <c.h>\n").unwrap();
+        assert_eq!(names(&gen, &real), [b"c.h".to_vec()]);
+    }
+}
