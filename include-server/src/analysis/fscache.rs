@@ -17,6 +17,7 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -74,14 +75,6 @@ fn kind_of(st: &FileStat) -> Kind {
         SFlag::S_IFREG => Kind::File,
         SFlag::S_IFDIR => Kind::Dir,
         _ => Kind::Other,
-    }
-}
-
-/// Whether two cached descriptors are the same one.
-fn same_fd(a: &Option<Arc<OwnedFd>>, b: &Option<Arc<OwnedFd>>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-        _ => false,
     }
 }
 
@@ -176,13 +169,16 @@ impl FsCache {
             OPEN_DIR_FDS.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
-        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::open(real, flags, Mode::empty())
+        // `O_PATH` keeps only `O_DIRECTORY` and the `O_CLOEXEC` std adds: no read access
+        // to the directory is needed, only search access on the way to it.
+        let fd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags((OFlag::O_PATH | OFlag::O_DIRECTORY).bits())
+            .open(real)
             .ok()
-            // SAFETY: `open` just returned this descriptor, which nothing else owns.
-            .map(|fd| Arc::new(unsafe { OwnedFd::from_raw_fd(fd) }));
+            .map(|f| Arc::new(OwnedFd::from(f)));
         let kept = self.dir_fds.insert_if_absent(key.into(), fd.clone());
-        if fd.is_some() && same_fd(&kept, &fd) {
+        if matches!((&fd, &kept), (Some(a), Some(b)) if Arc::ptr_eq(a, b)) {
             self.open_dirs.fetch_add(1, Ordering::Relaxed);
         } else {
             // Not opened, or another thread opened it first (ours closes here).

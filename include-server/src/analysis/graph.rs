@@ -439,7 +439,8 @@ fn parse_into(
                 Ok(0) => break,
                 Ok(n) => {
                     filled += n;
-                    if size == Some(filled as u64) && filled < buf.len() {
+                    // The buffer holds one byte more than `size`: this read stopped short.
+                    if size == Some(filled as u64) {
                         break;
                     }
                 }
