@@ -110,7 +110,8 @@ pub struct Mirror {
     root: ClientRoot,
     force_dirs: bool,
     shadow: Mutex<Shadow>,
-    /// Realpaths of the directories on the way to shadowed paths.
+    /// Realpaths of the directories on the way to shadowed paths, for closures that do
+    /// not bring the analysis's ([`crate::analysis::ClosureIds::fs`]).
     fs: FsCache,
     compressed: Mutex<HashMap<PathBuf, Arc<Mutex<Written>>>>,
     /// The `#line` spelling of each `.lzo.abs` output written, and whether it is the one
@@ -127,7 +128,7 @@ pub struct Mirror {
 enum Written {
     #[default]
     No,
-    /// Compressed by [`Mirror::precompress`], to be written by the reply that lists it
+    /// Compressed by [`Mirror::compress_ahead`], to be written by the reply that lists it
     /// (not a hit for it): the reply's shadow-tree walk makes its directory first.
     Ahead(Vec<u8>),
     Yes,
@@ -245,6 +246,8 @@ impl Mirror {
 
     /// Writes what `closure` needs and returns the reply listing it.
     pub fn reply_for(&self, closure: &Closure) -> Result<Reply, MirrorError> {
+        // The analysis's cache has looked up the directories on the way already.
+        let fs = closure.ids.as_ref().map_or(&self.fs, |ids| &*ids.fs);
         let (known, system_dirs) = {
             let mut shadow = self.lock_shadow();
             let same_batch = shadow.last_batch.len() == closure.system_dirs.len()
@@ -260,7 +263,7 @@ impl Mirror {
                 shadow.last_batch = closure.system_dirs.to_vec();
             }
             for path in &closure.paths_used {
-                self.do_path(&mut shadow, path)?;
+                self.do_path(&mut shadow, fs, path)?;
             }
             if let Some(ids) = &closure.ids {
                 shadow.use_table(ids.table.serial);
@@ -271,13 +274,13 @@ impl Mirror {
                     if !ids.summary.texts.is_subset(&shadow.done_texts) {
                         let new = &ids.summary.texts - &shadow.done_texts;
                         for t in ids.table.texts.values(&new) {
-                            self.do_path(&mut shadow, &t.joined)?;
+                            self.do_path(&mut shadow, fs, &t.joined)?;
                         }
                         shadow.done_texts |= new;
                     }
                     for (file, &id) in closure.files.iter().zip(ids.files.iter()) {
                         if !shadow.done_files.contains(id) {
-                            self.do_path(&mut shadow, &file.realpath)?;
+                            self.do_path(&mut shadow, fs, &file.realpath)?;
                             shadow.done_files.insert(id);
                         }
                     }
@@ -285,7 +288,7 @@ impl Mirror {
                 }
             } else {
                 for file in closure.files.iter() {
-                    self.do_path(&mut shadow, &file.realpath)?;
+                    self.do_path(&mut shadow, fs, &file.realpath)?;
                 }
             }
             // Outputs an earlier reply of this generation compressed, by file.
@@ -364,21 +367,51 @@ impl Mirror {
         Ok(reply)
     }
 
-    /// Compresses the files of a closure a reply will probably list (the analysis's
-    /// while the compiler is still probed, with guessed directories), so that the reply
-    /// only writes them. Nothing is written to the root: the reply's shadow-tree walk
-    /// makes the directories (and tells which it made), and what is under a system link
-    /// depends on the real directories. A file that fails is left for the reply to meet.
-    pub fn precompress(&self, closure: &Closure) {
-        // Nothing under a system dir, guessed or already linked: no reply writes those.
-        let linked = self.lock_shadow().system_dirs.clone();
-        let todo: Vec<usize> = (0..closure.files.len())
+    /// The indexes of the closure's files that a reply listing it would compress now:
+    /// none written for an earlier reply of this generation, none under a system dir (the
+    /// closure's, guessed or probed, or one linked already: no reply writes those). Empty
+    /// for a closure an earlier reply walked whole (a warm request's).
+    pub fn to_compress(&self, closure: &Closure) -> Vec<usize> {
+        let shadow = self.lock_shadow();
+        let ids = closure
+            .ids
+            .as_ref()
+            .filter(|ids| ids.table.serial == shadow.ids_serial);
+        if let Some(ids) = ids {
+            if shadow
+                .done_summaries
+                .contains_key(&(Arc::as_ptr(&ids.summary) as usize))
+            {
+                return Vec::new();
+            }
+        }
+        (0..closure.files.len())
             .filter(|&k| {
                 let f = &closure.files[k].realpath;
-                !under_any(f, &closure.system_dirs) && !under_any(f, &linked)
+                !ids.is_some_and(|ids| shadow.outs.contains_key(&ids.files[k]))
+                    && !under_any(f, &closure.system_dirs)
+                    && !under_any(f, &shadow.system_dirs)
             })
-            .collect();
-        let _ = self.compress_all(closure, &todo, true, &mut Reply::default());
+            .collect()
+    }
+
+    /// Compresses the closure's files at the indexes `todo` (from
+    /// [`Mirror::to_compress`]), one after another, for the reply that lists them to
+    /// write: nothing is written to the root, as the reply's shadow-tree walk makes the
+    /// directories (and tells which it made). Meant for a thread of its own while the
+    /// reply walks the shadow tree, or while the analysis ends; a file the reply wants
+    /// meanwhile is compressed once (the reply waits for it). A file that fails is left
+    /// for the reply to meet.
+    pub fn compress_ahead(&self, closure: &Closure, todo: &[usize]) {
+        for &k in todo {
+            let file = &closure.files[k];
+            let _ = self.compress_file(
+                &file.realpath,
+                file.abs_spelling.as_deref(),
+                true,
+                &mut Reply::default(),
+            );
+        }
     }
 
     fn lock_shadow(&self) -> MutexGuard<'_, Shadow> {
@@ -462,7 +495,7 @@ impl Mirror {
     }
 
     /// The shadow-tree walk of one textual absolute path (spec 4.6, `DoPath`).
-    fn do_path(&self, shadow: &mut Shadow, path: &Path) -> Result<(), MirrorError> {
+    fn do_path(&self, shadow: &mut Shadow, fs: &FsCache, path: &Path) -> Result<(), MirrorError> {
         if !path.as_os_str().as_bytes().starts_with(b"/") {
             // Only absolute client paths have a place under the root.
             return Ok(());
@@ -477,10 +510,9 @@ impl Mirror {
             // The parent's text: `f` up to the slash (`/` for a top-level name).
             let parent_len = slash.max(1);
             let parent = Path::new(std::ffi::OsStr::from_bytes(&f[..parent_len]));
-            let parent_real: Arc<Path> = self
-                .fs
+            let parent_real: Arc<Path> = fs
                 .dir(parent)
-                .or_else(|| self.fs.file(parent))
+                .or_else(|| fs.file(parent))
                 .unwrap_or_else(|| Arc::from(parent));
             if under_any(&parent_real, &shadow.system_dirs) {
                 // Under a system dir the root holds a link to the client's own
@@ -489,7 +521,7 @@ impl Mirror {
                 // may be a project symlink into the system dir. (On this machine the
                 // link resolves to the directory itself, so the stat cache answers:
                 // a `stat` through the link climbs its twenty-odd `..` every time.)
-                if self.fs.dir(&parent_real).is_none() {
+                if fs.dir(&parent_real).is_none() {
                     break;
                 }
                 f.truncate(parent_len);
@@ -500,34 +532,27 @@ impl Mirror {
             } else {
                 self.under_root(&parent_real)
             };
-            if !shadow.existing.contains(&shadow_dir) {
-                if !shadow_dir.is_dir() {
-                    fs::create_dir_all(&shadow_dir).map_err(|error| MirrorError::Write {
-                        path: shadow_dir.clone(),
-                        error,
-                    })?;
-                    if self.force_dirs {
-                        let forcing = shadow_dir.join(FORCING_FILE);
-                        fs::OpenOptions::new()
-                            .append(true)
-                            .create(true)
-                            .open(&forcing)
-                            .map_err(|error| MirrorError::Write {
-                                path: forcing,
-                                error,
-                            })?;
-                    }
-                    shadow.must_exist.push(shadow_dir.clone());
-                    shadow.version += 1;
+            if !shadow.existing.contains(&shadow_dir)
+                && self.make_dir(&mut shadow.existing, &shadow_dir)?
+            {
+                if self.force_dirs {
+                    let forcing = shadow_dir.join(FORCING_FILE);
+                    fs::OpenOptions::new()
+                        .append(true)
+                        .create(true)
+                        .open(&forcing)
+                        .map_err(|error| MirrorError::Write {
+                            path: forcing,
+                            error,
+                        })?;
                 }
-                shadow.existing.insert(shadow_dir.clone());
+                shadow.must_exist.push(shadow_dir.clone());
+                shadow.version += 1;
             }
             let key = Path::new(std::ffi::OsStr::from_bytes(&f));
             let name = &f[slash + 1..];
-            let is_link = fs::symlink_metadata(key)
-                .map(|m| m.file_type().is_symlink())
-                .unwrap_or(false);
-            if is_link && !name.is_empty() {
+            // From the cache: a directory on the way was looked up as a parent.
+            if !name.is_empty() && fs.is_link(key) {
                 let link = shadow_dir.join(std::ffi::OsStr::from_bytes(name));
                 if !link.exists() {
                     if let Ok(target) = fs::canonicalize(key) {
@@ -546,6 +571,40 @@ impl Mirror {
             f.truncate(parent_len);
         }
         Ok(())
+    }
+
+    /// Makes the directory `dir` under the root, and the directories on the way to it
+    /// that are missing, recording each in `existing`; whether `dir` itself was made (it
+    /// existed otherwise). One `mkdir` a directory, where a look first and then
+    /// `create_dir_all` (which tries the deepest first) took two or more.
+    fn make_dir(&self, existing: &mut HashSet<PathBuf>, dir: &Path) -> Result<bool, MirrorError> {
+        let werr = |error| MirrorError::Write {
+            path: dir.to_path_buf(),
+            error,
+        };
+        match fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                // A system link counts, as the directory it leads to.
+                if !dir.is_dir() {
+                    return Err(werr(e));
+                }
+                existing.insert(dir.to_path_buf());
+                return Ok(false);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match dir.parent() {
+                    Some(parent) if !existing.contains(parent) => {
+                        self.make_dir(existing, parent)?;
+                    }
+                    _ => return Err(werr(e)),
+                }
+                fs::create_dir(dir).map_err(werr)?;
+            }
+            Err(e) => return Err(werr(e)),
+        }
+        existing.insert(dir.to_path_buf());
+        Ok(true)
     }
 
     /// Compresses the closure's files at the indexes `todo` (in order); their output
@@ -799,9 +858,11 @@ pub fn system_link_target(dir: &Path) -> PathBuf {
 /// Whether `path` is `dir` or inside it, for one of `dirs`.
 fn under_any(path: &Path, dirs: &[PathBuf]) -> bool {
     let p = path.as_os_str().as_bytes();
+    // Asked for every path of a first request's shadow-tree walk: `p` is looked at once.
+    let plain_p = plain(p);
     dirs.iter().any(|d| {
         let d = d.as_os_str().as_bytes();
-        if plain(p) && plain(d) {
+        if plain_p && plain(d) {
             // Component-wise `starts_with` compares bytes on such paths.
             p.starts_with(d) && (p.len() == d.len() || d == b"/" || p[d.len()] == b'/')
         } else {
@@ -815,8 +876,7 @@ fn under_any(path: &Path, dirs: &[PathBuf]) -> bool {
 fn plain(p: &[u8]) -> bool {
     p.first() == Some(&b'/')
         && (p.len() == 1 || !p.ends_with(b"/"))
-        && memchr::memmem::find(p, b"//").is_none()
-        && memchr::memmem::find(p, b"/.").is_none()
+        && !memchr::memchr_iter(b'/', p).any(|i| matches!(p.get(i + 1), Some(b'/' | b'.')))
 }
 
 /// Collapses repeated slashes and drops trailing ones (but keeps a lone `/`).
@@ -957,18 +1017,17 @@ mod tests {
             under(fx.mirror.root().prefix(), &got),
             under(other.mirror.root().prefix(), &want)
         );
-        // Repeats reuse everything and list the same.
-        let again = fx
-            .mirror
-            .reply_for(&analyzer.analyze(proj, &argv("main.c"), budget).unwrap())
-            .unwrap();
+        // Repeats reuse everything and list the same; nothing is left to compress.
+        let repeat = analyzer.analyze(proj, &argv("main.c"), budget).unwrap();
+        assert_eq!(fx.mirror.to_compress(&repeat), Vec::<usize>::new());
+        let again = fx.mirror.reply_for(&repeat).unwrap();
         assert_eq!(again.paths, got.paths);
         assert_eq!(again.files_compressed, 0);
         // Another unit sharing a header: its own source, the shared header as before.
-        let o = fx
-            .mirror
-            .reply_for(&analyzer.analyze(proj, &argv("other.c"), budget).unwrap())
-            .unwrap();
+        let other_c = analyzer.analyze(proj, &argv("other.c"), budget).unwrap();
+        let todo = fx.mirror.to_compress(&other_c);
+        assert_eq!(todo, vec![0], "only other.c: {:?}", other_c.files);
+        let o = fx.mirror.reply_for(&other_c).unwrap();
         assert_eq!(o.files_compressed, 1);
         let a_h = got
             .paths
@@ -1168,11 +1227,16 @@ mod tests {
         let want = lzo::compress(&content).unwrap();
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
-                .map(|_| {
-                    s.spawn(|| {
-                        let reply = fx.mirror.reply_for(&c).unwrap();
+                .map(|i| {
+                    let (c, fx, want) = (&c, &fx, &want);
+                    s.spawn(move || {
+                        // Half compress it ahead first, as a first request's thread does.
+                        if i % 2 == 0 {
+                            fx.mirror.compress_ahead(c, &[0]);
+                        }
+                        let reply = fx.mirror.reply_for(c).unwrap();
                         // Read right away: the file must be complete.
-                        assert_eq!(fs::read(&reply.paths[0]).unwrap(), want);
+                        assert_eq!(&fs::read(&reply.paths[0]).unwrap(), want);
                         reply.paths
                     })
                 })
@@ -1310,14 +1374,17 @@ mod tests {
     /// Files compressed ahead of their reply are written by it and count as compressed,
     /// not as hits; none is compressed under a linked system dir.
     #[test]
-    fn precompressed_files_are_the_replys() {
+    fn files_compressed_ahead_are_the_replys() {
         let fx = fixture(false);
         let c = closure(&fx.proj);
-        fx.mirror.precompress(&Closure {
+        let guessed = Closure {
             system_dirs: Default::default(),
             paths_used: Vec::new(),
             ..c.clone()
-        });
+        };
+        let todo = fx.mirror.to_compress(&guessed);
+        assert_eq!(todo, vec![0, 1, 2, 3, 4]);
+        fx.mirror.compress_ahead(&guessed, &todo);
         let ahead = fx.mirror.stats();
         assert_eq!((ahead.files_compressed, ahead.compression_hits), (5, 0));
         // Nothing is written before the reply: its shadow-tree walk makes the directories.
@@ -1346,7 +1413,7 @@ mod tests {
             ..closure(&fx.proj)
         };
         fx.mirror.reply_for(&linked).unwrap();
-        fx.mirror.precompress(&Closure {
+        let under_link = Closure {
             files: Arc::new(vec![ClosureFile {
                 realpath: sys.join("s.h"),
                 abs_spelling: None,
@@ -1354,7 +1421,8 @@ mod tests {
             paths_used: Vec::new(),
             system_dirs: Default::default(),
             ids: None,
-        });
+        };
+        assert_eq!(fx.mirror.to_compress(&under_link), Vec::<usize>::new());
         assert!(!sys.join("s.h.lzo").exists());
         assert_eq!(fx.mirror.stats().files_compressed, 5);
     }

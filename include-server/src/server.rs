@@ -52,6 +52,10 @@ const MAX_REQUEST: u64 = 64 << 20;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// The text used before a command line names its source file.
 const UNKNOWN_TU: &str = "unknown translation unit";
+/// A request compresses its files ahead, on a thread of its own, when it has at least
+/// this many to compress: starting a thread costs about as much as compressing a few
+/// small headers.
+const COMPRESS_AHEAD_FROM: usize = 4;
 
 /// Debug bit 1: warnings (`-d1`, pump's default).
 pub const DEBUG_WARNINGS: u32 = 1;
@@ -774,25 +778,47 @@ impl Shared {
     fn cover(&self, request: &Request, tu: &str) -> Result<Vec<Arc<Path>>, Fallback> {
         self.check_triggers();
         let mirror = self.current();
-        // A first request's files are compressed while the compiler is still probed.
-        let closure = self
-            .analyzer
-            .analyze_while(
-                &request.cwd,
-                &request.argv,
-                self.options.cpu_budget,
-                &mut |guess| mirror.precompress(guess),
-            )
-            .map_err(|e| Fallback::new(e.reason(), e.to_string()))?;
-        self.verify(request, &closure)?;
-        let reply = mirror
-            .reply_for(&closure)
-            .map_err(|e| Fallback::new(e.reason(), e.to_string()))?;
-        if reply.paths.is_empty() {
-            return Err(Fallback::new("empty_closure", "the closure is empty"));
-        }
-        self.observe(&closure, tu);
-        Ok(reply.paths)
+        let mirror = &*mirror;
+        std::thread::scope(|s| {
+            // A first request's files are compressed on a thread of their own: from the
+            // closure of the walk with guessed directories when the compiler is probed
+            // (the rest of the analysis and the reply's shadow-tree walk go on meanwhile),
+            // otherwise from the closure, while the reply walks the shadow tree. Both
+            // are the serial end of a first request, with a core to spare.
+            let mut ahead = false;
+            let compress_ahead = |closure: &Closure| {
+                let todo = mirror.to_compress(closure);
+                if todo.len() < COMPRESS_AHEAD_FROM {
+                    return false;
+                }
+                let closure = closure.clone();
+                std::thread::Builder::new()
+                    .name("compress-ahead".into())
+                    .spawn_scoped(s, move || mirror.compress_ahead(&closure, &todo))
+                    .is_ok()
+            };
+            let closure = self
+                .analyzer
+                .analyze_while(
+                    &request.cwd,
+                    &request.argv,
+                    self.options.cpu_budget,
+                    &mut |guess| ahead |= compress_ahead(guess),
+                )
+                .map_err(|e| Fallback::new(e.reason(), e.to_string()))?;
+            if !ahead {
+                compress_ahead(&closure);
+            }
+            self.verify(request, &closure)?;
+            let reply = mirror
+                .reply_for(&closure)
+                .map_err(|e| Fallback::new(e.reason(), e.to_string()))?;
+            if reply.paths.is_empty() {
+                return Err(Fallback::new("empty_closure", "the closure is empty"));
+            }
+            self.observe(&closure, tu);
+            Ok(reply.paths)
+        })
     }
 
     /// `--stat_reset_triggers`: a change starts a new generation.

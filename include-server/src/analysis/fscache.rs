@@ -42,6 +42,8 @@ struct Entry {
     real: Option<Arc<Path>>,
     /// A regular file's size when it was looked up.
     size: u64,
+    /// Whether the path is a symlink itself (to what `kind` tells).
+    link: bool,
 }
 
 /// The most directory descriptors the caches of a process keep open together; lookups in
@@ -144,6 +146,7 @@ impl FsCache {
                     kind: kind_of(&st),
                     real,
                     size: st.st_size as u64,
+                    link: false,
                 })
             }
             Ok(_) => match nix::sys::stat::stat(path) {
@@ -152,6 +155,7 @@ impl FsCache {
                     kind: kind_of(&st),
                     real: std::fs::canonicalize(path).ok().map(Arc::from),
                     size: st.st_size as u64,
+                    link: true,
                 }),
             },
         };
@@ -268,6 +272,13 @@ impl FsCache {
         }
     }
 
+    /// Whether `path` is a symlink to a file or a directory (a dangling link is not:
+    /// nothing resolves through it). Cached like the rest: a directory's answer comes
+    /// with its realpath.
+    pub fn is_link(&self, path: &Path) -> bool {
+        matches!(self.lookup(path), Some(Entry { link: true, .. }))
+    }
+
     /// The number of `stat` calls made (cache misses).
     pub fn syscalls(&self) -> u64 {
         self.syscalls.load(Ordering::Relaxed)
@@ -329,6 +340,24 @@ mod tests {
             assert_eq!(&*got, want, "{}", p.display());
         }
         assert!(c.file(&t.path().join("link/../x.h")).is_none());
+        // Whether a path is a link itself, as `lstat` tells (a dangling link leads
+        // nowhere, so it counts as nothing).
+        std::os::unix::fs::symlink("nowhere.h", t.path().join("dangling.h")).unwrap();
+        for (p, link) in [
+            ("link", true),
+            ("xlink.h", true),
+            ("link/x.h", false),
+            ("link/..", false),
+            ("real/sub", false),
+            ("real/sub/x.h", false),
+            ("dangling.h", false),
+            ("missing.h", false),
+        ] {
+            let p = t.path().join(p);
+            assert_eq!(c.is_link(&p), link, "{}", p.display());
+            let lstat = std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_symlink());
+            assert_eq!(link, lstat && p.exists(), "{}", p.display());
+        }
         // Misses are cached until cleared.
         std::fs::write(t.path().join("late.h"), b"").unwrap();
         assert!(c.file(&t.path().join("late.h")).is_some());

@@ -296,8 +296,9 @@ impl Flight {
 /// All state of one cache generation.
 #[derive(Debug, Default)]
 pub struct Generation {
-    /// Stat/realpath cache.
-    pub fs: FsCache,
+    /// Stat/realpath cache (the mirror's shadow-tree walk looks up the same directories:
+    /// closures hand it on, [`super::ClosureIds::fs`]).
+    pub fs: Arc<FsCache>,
     /// Scans by realpath.
     pub parses: ShardedMap<PathBytes, Arc<Parsed>>,
     /// The global macro table.

@@ -174,6 +174,9 @@ pub struct ClosureIds {
     pub summary: Arc<Summary>,
     /// The file id ([`closure::FileEntry`]) of each of [`Closure::files`].
     pub files: Arc<Vec<u32>>,
+    /// The generation's `stat`/realpath cache, which holds every directory on the way to
+    /// the closure's files and texts: the shadow-tree walk looks them up there.
+    pub fs: Arc<fscache::FsCache>,
 }
 
 impl PartialEq for ClosureIds {
@@ -420,6 +423,7 @@ impl Analyzer {
                 table: gen.closures.clone(),
                 summary: total,
                 files: m.ids,
+                fs: gen.fs.clone(),
             }),
         })
     }
