@@ -326,7 +326,7 @@ impl Mirror {
         let mut made: Vec<Option<Arc<Path>>> = vec![None; closure.files.len()];
         for (k, out) in todo
             .iter()
-            .zip(self.compress_all(closure, &todo, false, &mut reply)?)
+            .zip(self.compress_all(closure, &todo, &mut reply)?)
         {
             made[*k] = Some(out);
         }
@@ -533,7 +533,7 @@ impl Mirror {
                 self.under_root(&parent_real)
             };
             if !shadow.existing.contains(&shadow_dir)
-                && self.make_dir(&mut shadow.existing, &shadow_dir)?
+                && make_dir(&mut shadow.existing, &shadow_dir)?
             {
                 if self.force_dirs {
                     let forcing = shadow_dir.join(FORCING_FILE);
@@ -573,40 +573,6 @@ impl Mirror {
         Ok(())
     }
 
-    /// Makes the directory `dir` under the root, and the directories on the way to it
-    /// that are missing, recording each in `existing`; whether `dir` itself was made (it
-    /// existed otherwise). One `mkdir` a directory, where a look first and then
-    /// `create_dir_all` (which tries the deepest first) took two or more.
-    fn make_dir(&self, existing: &mut HashSet<PathBuf>, dir: &Path) -> Result<bool, MirrorError> {
-        let werr = |error| MirrorError::Write {
-            path: dir.to_path_buf(),
-            error,
-        };
-        match fs::create_dir(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                // A system link counts, as the directory it leads to.
-                if !dir.is_dir() {
-                    return Err(werr(e));
-                }
-                existing.insert(dir.to_path_buf());
-                return Ok(false);
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                match dir.parent() {
-                    Some(parent) if !existing.contains(parent) => {
-                        self.make_dir(existing, parent)?;
-                    }
-                    _ => return Err(werr(e)),
-                }
-                fs::create_dir(dir).map_err(werr)?;
-            }
-            Err(e) => return Err(werr(e)),
-        }
-        existing.insert(dir.to_path_buf());
-        Ok(true)
-    }
-
     /// Compresses the closure's files at the indexes `todo` (in order); their output
     /// paths, in the same order. A first request has dozens of files to compress: they
     /// are shared out among up to [`COMPRESSING_THREADS`] threads, this one included
@@ -616,12 +582,11 @@ impl Mirror {
         &self,
         closure: &Closure,
         todo: &[usize],
-        ahead: bool,
         reply: &mut Reply,
     ) -> Result<Vec<Arc<Path>>, MirrorError> {
         let one = |k: usize, reply: &mut Reply| -> Result<Arc<Path>, MirrorError> {
             let file = &closure.files[k];
-            self.compress_file(&file.realpath, file.abs_spelling.as_deref(), ahead, reply)
+            self.compress_file(&file.realpath, file.abs_spelling.as_deref(), false, reply)
                 .map(Arc::from)
         };
         let threads = crate::available_cores()
@@ -843,6 +808,40 @@ impl Mirror {
 const COMPRESSING_THREADS: usize = 4;
 /// A thread is added for each this many files to compress.
 const FILES_PER_COMPRESSING_THREAD: usize = 4;
+
+/// Makes the directory `dir` under the root, and the directories on the way to it
+/// that are missing, recording each in `existing`; whether `dir` itself was made (it
+/// existed otherwise). One `mkdir` a directory, where a look first and then
+/// `create_dir_all` (which tries the deepest first) took two or more.
+fn make_dir(existing: &mut HashSet<PathBuf>, dir: &Path) -> Result<bool, MirrorError> {
+    let werr = |error| MirrorError::Write {
+        path: dir.to_path_buf(),
+        error,
+    };
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            // A system link counts, as the directory it leads to.
+            if !dir.is_dir() {
+                return Err(werr(e));
+            }
+            existing.insert(dir.to_path_buf());
+            return Ok(false);
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            match dir.parent() {
+                Some(parent) if !existing.contains(parent) => {
+                    make_dir(existing, parent)?;
+                }
+                _ => return Err(werr(e)),
+            }
+            fs::create_dir(dir).map_err(werr)?;
+        }
+        Err(e) => return Err(werr(e)),
+    }
+    existing.insert(dir.to_path_buf());
+    Ok(true)
+}
 
 /// The target of a system-directory link: `"../"` × (20 + slashes in `dir`) followed by
 /// `dir` without its leading `/`. It climbs out of any distccd temp root of at most 20
