@@ -575,9 +575,9 @@ impl Mirror {
 
     /// Compresses the closure's files at the indexes `todo` (in order); their output
     /// paths, in the same order. A first request has dozens of files to compress: they
-    /// are shared out among up to [`COMPRESSING_THREADS`] threads, this one included
-    /// (reading, compressing and writing them is most of the time such a request spends
-    /// after its analysis). On an error, the first failed file's (in order).
+    /// are shared out among up to [`COMPRESSING_THREADS`] threads, this one included;
+    /// those a request's [`Mirror::compress_ahead`] thread has compressed are only
+    /// written. On an error, the first failed file's (in order).
     fn compress_all(
         &self,
         closure: &Closure,
@@ -806,8 +806,10 @@ impl Mirror {
 
 /// At most this many threads compress a reply's files.
 const COMPRESSING_THREADS: usize = 4;
-/// A thread is added for each this many files to compress.
-const FILES_PER_COMPRESSING_THREAD: usize = 4;
+/// A thread is added for each this many files to compress (a request's
+/// [`Mirror::compress_ahead`] thread too): starting a thread costs about as much as
+/// compressing a few small headers.
+pub(crate) const FILES_PER_COMPRESSING_THREAD: usize = 4;
 
 /// Makes the directory `dir` under the root, and the directories on the way to it
 /// that are missing, recording each in `existing`; whether `dir` itself was made (it

@@ -52,10 +52,6 @@ const MAX_REQUEST: u64 = 64 << 20;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// The text used before a command line names its source file.
 const UNKNOWN_TU: &str = "unknown translation unit";
-/// A request compresses its files ahead, on a thread of its own, when it has at least
-/// this many to compress: starting a thread costs about as much as compressing a few
-/// small headers.
-const COMPRESS_AHEAD_FROM: usize = 4;
 
 /// Debug bit 1: warnings (`-d1`, pump's default).
 pub const DEBUG_WARNINGS: u32 = 1;
@@ -788,7 +784,7 @@ impl Shared {
             let mut ahead = false;
             let compress_ahead = |closure: &Closure| {
                 let todo = mirror.to_compress(closure);
-                if todo.len() < COMPRESS_AHEAD_FROM {
+                if todo.len() < crate::mirror::FILES_PER_COMPRESSING_THREAD {
                     return false;
                 }
                 let closure = closure.clone();
