@@ -79,7 +79,8 @@ pub struct Options {
     pub cpu_budget: Duration,
     /// Read and write timeout of one connection.
     pub io_timeout: Duration,
-    /// Worker threads started up front.
+    /// Worker threads started up front: two, so that the first request's worker finds
+    /// another one waiting for connections and does not start one before it answers.
     pub workers: usize,
     /// Most worker threads: more are started while all are busy (a client that sends
     /// nothing holds one until the I/O timeout), up to this many.
@@ -100,7 +101,7 @@ impl Default for Options {
             stat_reset_triggers: None,
             cpu_budget: DEFAULT_CPU_BUDGET,
             io_timeout: Duration::from_secs(60),
-            workers: 1,
+            workers: 2,
             max_workers: 256,
             path_env: None,
         }
@@ -279,6 +280,8 @@ impl Server {
         for _ in 0..self.shared.options.workers.max(1) {
             spawn_worker(&self.shared, &pool)?;
         }
+        // What the first request would set up on its way.
+        self.shared.analyzer.warm_up();
         // Housekeeping that need not delay readiness: roots left by dead servers.
         self.shared.client_tmp.remove_dead_servers();
         let result = loop {
