@@ -776,25 +776,30 @@ impl Shared {
     /// The reply paths for a request.
     fn cover(&self, request: &Request, tu: &str) -> Result<Vec<Arc<Path>>, Fallback> {
         self.check_triggers();
-        let mirror = self.current();
-        let mirror = &*mirror;
-        std::thread::scope(|s| {
-            // A first request's files are compressed on a thread of their own: from the
-            // closure of the walk with guessed directories when the compiler is probed
-            // (the rest of the analysis and the reply's shadow-tree walk go on meanwhile),
-            // otherwise from the closure, while the reply walks the shadow tree. Both
-            // are the serial end of a first request, with a core to spare.
+        let shared_mirror = self.current();
+        let mirror = &*shared_mirror;
+        {
+            // A first request's files are compressed aside (on an idle read-ahead helper,
+            // else on a thread of its own): from the closure of the walk with guessed
+            // directories when the compiler is probed (the rest of the analysis and the
+            // reply's shadow-tree walk go on meanwhile), otherwise from the closure,
+            // while the reply walks the shadow tree. Both are the serial end of a first
+            // request, with a core to spare. The reply waits for a file being compressed
+            // aside, not for the rest.
             let mut ahead = false;
             let compress_ahead = |closure: &Closure| {
                 let todo = mirror.to_compress(closure);
                 if todo.len() < crate::mirror::FILES_PER_COMPRESSING_THREAD {
                     return false;
                 }
-                let closure = closure.clone();
-                std::thread::Builder::new()
-                    .name("compress-ahead".into())
-                    .spawn_scoped(s, move || mirror.compress_ahead(&closure, &todo))
-                    .is_ok()
+                let (mirror, closure) = (shared_mirror.clone(), closure.clone());
+                self.analyzer.run_aside(
+                    "compress-ahead",
+                    crate::analysis::graph::Task::new(move || {
+                        mirror.compress_ahead(&closure, &todo)
+                    }),
+                );
+                true
             };
             let closure = self
                 .analyzer
@@ -817,7 +822,7 @@ impl Shared {
             }
             self.observe(&closure, tu);
             Ok(reply.paths)
-        })
+        }
     }
 
     /// `--stat_reset_triggers`: a change starts a new generation.

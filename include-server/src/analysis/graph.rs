@@ -559,10 +559,38 @@ pub struct Prefetcher {
 #[derive(Debug, Default)]
 struct PrefetchState {
     queue: std::collections::VecDeque<Ahead>,
+    /// Work handed to an idle helper ([`Prefetcher::hand`]), before any reading ahead.
+    tasks: std::collections::VecDeque<Task>,
     /// Helpers waiting for work (a wake-up is a system call: only for them).
     idle: usize,
     /// Holds in force: the helpers take no work meanwhile.
     holds: usize,
+}
+
+/// Work for a helper ([`Prefetcher::hand`]).
+pub struct Task(Box<dyn FnOnce() + Send>);
+
+impl Task {
+    pub fn new(f: impl FnOnce() + Send + 'static) -> Task {
+        Task(Box::new(f))
+    }
+
+    /// Runs it here; a panic ends the task, not the thread.
+    pub fn run(self) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(self.0));
+    }
+}
+
+impl std::fmt::Debug for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Task")
+    }
+}
+
+/// What a helper takes next.
+enum Job {
+    Ahead(Ahead),
+    Task(Task),
 }
 
 /// A [`Prefetcher::hold`] in force; it ends when dropped.
@@ -672,6 +700,13 @@ impl Prefetcher {
 
     fn serve(&self, counters: &Counters) {
         while let Some(job) = self.next_job() {
+            let job = match job {
+                Job::Task(task) => {
+                    task.run();
+                    continue;
+                }
+                Job::Ahead(job) => job,
+            };
             let gen = job.gen.clone();
             let mut crawl = vec![job];
             while let Some(job) = crawl.pop() {
@@ -701,15 +736,18 @@ impl Prefetcher {
         self.lock().queue.is_empty()
     }
 
-    fn next_job(&self) -> Option<Ahead> {
+    fn next_job(&self) -> Option<Job> {
         let mut s = self.lock();
         loop {
             if self.stopping() {
                 return None;
             }
+            if let Some(task) = s.tasks.pop_front() {
+                return Some(Job::Task(task));
+            }
             if s.holds == 0 {
                 if let Some(job) = s.queue.pop_front() {
-                    return Some(job);
+                    return Some(Job::Ahead(job));
                 }
             }
             s.idle += 1;
@@ -785,6 +823,20 @@ impl Prefetcher {
     }
 
     /// Ends the helpers (they finish the file in hand).
+    /// Hands `task` to a helper waiting for work, which runs it before it reads ahead
+    /// again; gives it back when none is waiting (all are reading ahead, or none was
+    /// started), for the caller to run it some other way.
+    pub fn hand(&self, task: Task) -> Result<(), Task> {
+        let mut s = self.lock();
+        if s.idle <= s.tasks.len() {
+            return Err(task);
+        }
+        s.tasks.push_back(task);
+        drop(s);
+        self.wake.notify_one();
+        Ok(())
+    }
+
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Relaxed);
         let mut s = self.lock();

@@ -328,6 +328,32 @@ impl Analyzer {
         self.prefetch();
     }
 
+    /// Runs `task` on an idle read-ahead helper, or else on a thread of its own named
+    /// `name`, or else here.
+    pub fn run_aside(&self, name: &str, task: graph::Task) {
+        let task = match self.prefetch() {
+            Some(p) => match p.hand(task) {
+                Ok(()) => return,
+                Err(task) => task,
+            },
+            None => task,
+        };
+        let slot = Arc::new(Mutex::new(Some(task)));
+        let theirs = slot.clone();
+        let spawned = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                if let Some(t) = theirs.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    t.run();
+                }
+            });
+        if spawned.is_err() {
+            if let Some(t) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                t.run();
+            }
+        }
+    }
+
     /// The read-ahead helpers, started on first use (or by [`Analyzer::warm_up`]).
     fn prefetch(&self) -> Option<&Arc<graph::Prefetcher>> {
         self.prefetch

@@ -437,6 +437,45 @@ fn a_file_embedded_then_included_is_still_scanned() {
 }
 
 #[test]
+fn a_task_handed_to_a_waiting_helper_runs_on_it() {
+    let p = graph::Prefetcher::start(1, Arc::new(graph::Counters::default()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut task = graph::Task::new(move || {
+        let me = std::thread::current().name().map(str::to_owned);
+        tx.send(me).expect("the test waits");
+    });
+    // Handed back until the helper waits for work.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match p.hand(task) {
+            Ok(()) => break,
+            Err(back) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the helper never waited for work"
+                );
+                task = back;
+                std::thread::yield_now();
+            }
+        }
+    }
+    let ran_on = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the task ran");
+    assert_eq!(ran_on.as_deref(), Some("prefetch-0"));
+    p.stop();
+    // No helper: the task comes back, not run.
+    let none = graph::Prefetcher::start(0, Arc::new(graph::Counters::default()));
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    let back = none.hand(graph::Task::new(move || flag.store(true, Ordering::SeqCst)));
+    let back = back.expect_err("nobody to run it");
+    assert!(!ran.load(Ordering::SeqCst));
+    back.run();
+    assert!(ran.load(Ordering::SeqCst));
+}
+
+#[test]
 fn helpers_reading_ahead_change_no_closure() {
     let t = tempfile::tempdir().unwrap();
     let r = t.path();
