@@ -780,7 +780,7 @@ impl Shared {
         let mirror = &*shared_mirror;
         {
             // A first request's files are compressed aside (on an idle read-ahead helper,
-            // else on a thread of its own): from the closure of the walk with guessed
+            // else on another thread): from the closure of the walk with guessed
             // directories when the compiler is probed (the rest of the analysis and the
             // reply's shadow-tree walk go on meanwhile), otherwise from the closure,
             // while the reply walks the shadow tree. Both are the serial end of a first
@@ -793,12 +793,10 @@ impl Shared {
                     return false;
                 }
                 let (mirror, closure) = (shared_mirror.clone(), closure.clone());
-                self.analyzer.run_aside(
-                    "compress-ahead",
-                    crate::analysis::graph::Task::new(move || {
+                self.analyzer
+                    .run_aside(crate::analysis::aside::Task::new(move || {
                         mirror.compress_ahead(&closure, &todo)
-                    }),
-                );
+                    }));
                 true
             };
             let closure = self

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
+use super::aside::Task;
 use super::cputime::Budget;
 use super::fscache::FsCache;
 use super::macros::{self, Checked, EvalError, Evaluation, HeaderName, MacroDef, MacroTable, Sym};
@@ -565,26 +566,6 @@ struct PrefetchState {
     idle: usize,
     /// Holds in force: the helpers take no work meanwhile.
     holds: usize,
-}
-
-/// Work for a helper ([`Prefetcher::hand`]).
-pub struct Task(Box<dyn FnOnce() + Send>);
-
-impl Task {
-    pub fn new(f: impl FnOnce() + Send + 'static) -> Task {
-        Task(Box::new(f))
-    }
-
-    /// Runs it here; a panic ends the task, not the thread.
-    pub fn run(self) {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(self.0));
-    }
-}
-
-impl std::fmt::Debug for Task {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Task")
-    }
 }
 
 /// What a helper takes next.

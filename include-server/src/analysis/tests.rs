@@ -440,7 +440,7 @@ fn a_file_embedded_then_included_is_still_scanned() {
 fn a_task_handed_to_a_waiting_helper_runs_on_it() {
     let p = graph::Prefetcher::start(1, Arc::new(graph::Counters::default()));
     let (tx, rx) = std::sync::mpsc::channel();
-    let mut task = graph::Task::new(move || {
+    let mut task = aside::Task::new(move || {
         let me = std::thread::current().name().map(str::to_owned);
         tx.send(me).expect("the test waits");
     });
@@ -468,7 +468,7 @@ fn a_task_handed_to_a_waiting_helper_runs_on_it() {
     let none = graph::Prefetcher::start(0, Arc::new(graph::Counters::default()));
     let ran = Arc::new(AtomicBool::new(false));
     let flag = ran.clone();
-    let back = none.hand(graph::Task::new(move || flag.store(true, Ordering::SeqCst)));
+    let back = none.hand(aside::Task::new(move || flag.store(true, Ordering::SeqCst)));
     let back = back.expect_err("nobody to run it");
     assert!(!ran.load(Ordering::SeqCst));
     back.run();
