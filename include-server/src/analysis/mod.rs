@@ -288,8 +288,8 @@ pub struct Analyzer {
     generation: RwLock<Arc<Generation>>,
     counters: Arc<graph::Counters>,
     resets: std::sync::atomic::AtomicU64,
-    /// The read-ahead helpers, started once the server is ready or by the first request
-    /// (not before the server reports readiness).
+    /// The read-ahead helpers, started by [`Analyzer::warm_up`] once the server is ready
+    /// (not before it reports readiness), or else by the first request.
     prefetch: std::sync::OnceLock<Option<Arc<graph::Prefetcher>>>,
     /// Probes whose compiler had not ended when their request went on.
     pending: Mutex<Vec<Arc<probe::Pending>>>,
@@ -322,8 +322,9 @@ impl Analyzer {
     }
 
     /// Sets up what a first request would otherwise set up on its way (about 0.3 ms of
-    /// its critical path): starts the read-ahead helpers, counts the cores (reading the
-    /// cgroup's CPU quota files) and detects the CPU's features for the scanner's
+    /// its critical path): starts the read-ahead helpers and the thread that starts
+    /// compiler probes ([`aside::Aside`]), counts the cores (reading the cgroup's CPU
+    /// quota files) and detects the CPU's features for the scanner's
     /// `memchr` (a dozen `cpuid` instructions, each a trap to the hypervisor on a virtual
     /// machine, 6 to 7 µs apiece on the one measured). The server calls it once it is
     /// ready, beside its first request if that comes at once: a request that needs the
