@@ -398,8 +398,9 @@ impl Mirror {
     /// Compresses the closure's files at the indexes `todo` (from
     /// [`Mirror::to_compress`]), one after another, for the reply that lists them to
     /// write: nothing is written to the root, as the reply's shadow-tree walk makes the
-    /// directories (and tells which it made). Meant for a thread of its own while the
-    /// reply walks the shadow tree, or while the analysis ends; a file the reply wants
+    /// directories (and tells which it made). Meant for another thread (an idle
+    /// read-ahead helper) while the reply walks the shadow tree, or while the analysis
+    /// ends; a file the reply wants
     /// meanwhile is compressed once (the reply waits for it). A file that fails is left
     /// for the reply to meet.
     pub fn compress_ahead(&self, closure: &Closure, todo: &[usize]) {

@@ -778,49 +778,47 @@ impl Shared {
         self.check_triggers();
         let shared_mirror = self.current();
         let mirror = &*shared_mirror;
-        {
-            // A first request's files are compressed aside (on an idle read-ahead helper,
-            // else on another thread): from the closure of the walk with guessed
-            // directories when the compiler is probed (the rest of the analysis and the
-            // reply's shadow-tree walk go on meanwhile), otherwise from the closure,
-            // while the reply walks the shadow tree. Both are the serial end of a first
-            // request, with a core to spare. The reply waits for a file being compressed
-            // aside, not for the rest.
-            let mut ahead = false;
-            let compress_ahead = |closure: &Closure| {
-                let todo = mirror.to_compress(closure);
-                if todo.len() < crate::mirror::FILES_PER_COMPRESSING_THREAD {
-                    return false;
-                }
-                let (mirror, closure) = (shared_mirror.clone(), closure.clone());
-                self.analyzer
-                    .run_aside(crate::analysis::aside::Task::new(move || {
-                        mirror.compress_ahead(&closure, &todo)
-                    }));
-                true
-            };
-            let closure = self
-                .analyzer
-                .analyze_while(
-                    &request.cwd,
-                    &request.argv,
-                    self.options.cpu_budget,
-                    &mut |guess| ahead |= compress_ahead(guess),
-                )
-                .map_err(|e| Fallback::new(e.reason(), e.to_string()))?;
-            if !ahead {
-                compress_ahead(&closure);
+        // A first request's files are compressed aside (on an idle read-ahead helper,
+        // else on another thread): from the closure of the walk with guessed
+        // directories when the compiler is probed (the rest of the analysis and the
+        // reply's shadow-tree walk go on meanwhile), otherwise from the closure,
+        // while the reply walks the shadow tree. Both are the serial end of a first
+        // request, with a core to spare. The reply waits for a file being compressed
+        // aside, not for the rest.
+        let mut ahead = false;
+        let compress_ahead = |closure: &Closure| {
+            let todo = mirror.to_compress(closure);
+            if todo.len() < crate::mirror::FILES_PER_COMPRESSING_THREAD {
+                return false;
             }
-            self.verify(request, &closure)?;
-            let reply = mirror
-                .reply_for(&closure)
-                .map_err(|e| Fallback::new(e.reason(), e.to_string()))?;
-            if reply.paths.is_empty() {
-                return Err(Fallback::new("empty_closure", "the closure is empty"));
-            }
-            self.observe(&closure, tu);
-            Ok(reply.paths)
+            let (mirror, closure) = (shared_mirror.clone(), closure.clone());
+            self.analyzer
+                .run_aside(crate::analysis::aside::Task::new(move || {
+                    mirror.compress_ahead(&closure, &todo)
+                }));
+            true
+        };
+        let closure = self
+            .analyzer
+            .analyze_while(
+                &request.cwd,
+                &request.argv,
+                self.options.cpu_budget,
+                &mut |guess| ahead |= compress_ahead(guess),
+            )
+            .map_err(|e| Fallback::new(e.reason(), e.to_string()))?;
+        if !ahead {
+            compress_ahead(&closure);
         }
+        self.verify(request, &closure)?;
+        let reply = mirror
+            .reply_for(&closure)
+            .map_err(|e| Fallback::new(e.reason(), e.to_string()))?;
+        if reply.paths.is_empty() {
+            return Err(Fallback::new("empty_closure", "the closure is empty"));
+        }
+        self.observe(&closure, tu);
+        Ok(reply.paths)
     }
 
     /// `--stat_reset_triggers`: a change starts a new generation.

@@ -803,7 +803,6 @@ impl Prefetcher {
         }
     }
 
-    /// Ends the helpers (they finish the file in hand).
     /// Hands `task` to a helper waiting for work, which runs it before it reads ahead
     /// again; gives it back when none is waiting (all are reading ahead, or none was
     /// started), for the caller to run it some other way.
@@ -818,6 +817,7 @@ impl Prefetcher {
         Ok(())
     }
 
+    /// Ends the helpers (they finish the file in hand).
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Relaxed);
         let mut s = self.lock();
