@@ -6,32 +6,38 @@
 
 use std::hash::{BuildHasher, Hash};
 
-use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 use std::sync::RwLock;
 
 const SHARDS: usize = 32;
 
-/// A map of `K` to `V` shared by all request threads.
+/// A map of `K` to `V` shared by all request threads. A key is hashed once per
+/// operation: the hash picks the shard (from its high bits) and is the one the shard's
+/// table files it under (a map per shard would hash it again: path keys are tens of
+/// bytes, and the walk makes thousands of look-ups).
 #[derive(Debug)]
 pub struct ShardedMap<K, V> {
-    shards: Vec<RwLock<HashMap<K, V>>>,
+    shards: Vec<RwLock<HashTable<(K, V)>>>,
 }
 
 impl<K: Hash + Eq, V: Clone> Default for ShardedMap<K, V> {
     fn default() -> Self {
         ShardedMap {
-            shards: (0..SHARDS)
-                .map(|_| RwLock::new(HashMap::default()))
-                .collect(),
+            shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
         }
     }
 }
 
+fn hash<Q: Hash + ?Sized>(key: &Q) -> u64 {
+    FxBuildHasher.hash_one(key)
+}
+
 impl<K: Hash + Eq, V: Clone> ShardedMap<K, V> {
-    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> &RwLock<HashMap<K, V>> {
-        // Fx mixes into the high bits; take the shard from there.
-        let h = (FxBuildHasher.hash_one(key) >> 40) as usize;
-        &self.shards[h % SHARDS]
+    fn shard(&self, hash: u64) -> &RwLock<HashTable<(K, V)>> {
+        // Fx mixes into the high bits; take the shard from there (the table uses the low
+        // bits and the top seven).
+        &self.shards[(hash >> 40) as usize % SHARDS]
     }
 
     /// A clone of the value for `key`, if any.
@@ -40,20 +46,31 @@ impl<K: Hash + Eq, V: Clone> ShardedMap<K, V> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let shard = self.shard(key).read().unwrap_or_else(|e| e.into_inner());
-        shard.get(key).cloned()
+        let h = hash(key);
+        let shard = self.shard(h).read().unwrap_or_else(|e| e.into_inner());
+        shard
+            .find(h, |(k, _)| k.borrow() == key)
+            .map(|(_, v)| v.clone())
     }
 
     /// Inserts `value` unless `key` is present; returns the value now stored.
     pub fn insert_if_absent(&self, key: K, value: V) -> V {
-        let mut shard = self.shard(&key).write().unwrap_or_else(|e| e.into_inner());
-        shard.entry(key).or_insert(value).clone()
+        let h = hash(&key);
+        let mut shard = self.shard(h).write().unwrap_or_else(|e| e.into_inner());
+        let entry = shard.entry(h, |(k, _)| *k == key, |(k, _)| hash(k));
+        entry.or_insert((key, value)).get().1.clone()
     }
 
     /// Inserts or replaces the value for `key`.
     pub fn insert(&self, key: K, value: V) {
-        let mut shard = self.shard(&key).write().unwrap_or_else(|e| e.into_inner());
-        shard.insert(key, value);
+        let h = hash(&key);
+        let mut shard = self.shard(h).write().unwrap_or_else(|e| e.into_inner());
+        match shard.entry(h, |(k, _)| *k == key, |(k, _)| hash(k)) {
+            hashbrown::hash_table::Entry::Occupied(mut e) => e.get_mut().1 = value,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert((key, value));
+            }
+        }
     }
 
     /// Applies `f` to the entry for `key` (created with `V::default()`) under the lock;
@@ -62,8 +79,11 @@ impl<K: Hash + Eq, V: Clone> ShardedMap<K, V> {
     where
         V: Default,
     {
-        let mut shard = self.shard(&key).write().unwrap_or_else(|e| e.into_inner());
-        f(shard.entry(key).or_default())
+        let h = hash(&key);
+        let mut shard = self.shard(h).write().unwrap_or_else(|e| e.into_inner());
+        let entry = shard.entry(h, |(k, _)| *k == key, |(k, _)| hash(k));
+        let mut occupied = entry.or_insert_with(|| (key, V::default()));
+        f(&mut occupied.get_mut().1)
     }
 
     /// Drops every entry.
@@ -102,5 +122,28 @@ mod tests {
         assert_eq!(m.len(), 2);
         m.clear();
         assert_eq!(m.len(), 0);
+    }
+
+    #[test]
+    fn many_keys_across_shards_are_found_by_their_borrowed_form() {
+        let m: ShardedMap<Box<[u8]>, usize> = ShardedMap::default();
+        let key = |i: usize| format!("/usr/include/c++/12/bits/header-{i}.h").into_bytes();
+        for i in 0..2000 {
+            assert_eq!(m.insert_if_absent(key(i).into(), i), i);
+        }
+        for i in 0..2000 {
+            assert_eq!(m.get(&key(i)[..]), Some(i));
+            m.insert(key(i).into(), i + 1);
+            m.update(key(i).into(), |v| *v *= 2);
+            assert_eq!(m.get(&key(i)[..]), Some(2 * (i + 1)));
+        }
+        assert_eq!(m.get(&b"/nowhere"[..]), None);
+        assert_eq!(m.len(), 2000);
+        let used = m
+            .shards
+            .iter()
+            .filter(|s| !s.read().unwrap().is_empty())
+            .count();
+        assert_eq!(used, SHARDS, "the keys spread over every shard");
     }
 }
