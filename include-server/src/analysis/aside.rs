@@ -2,8 +2,9 @@
 //! a thread for it on its way (about 0.1 ms on a virtual machine): the compiler probe's
 //! start and the reading of its output ([`super::Analyzer`]'s probe), which must not wait
 //! behind other work, and a first request's compressing ahead when no read-ahead helper
-//! waits ([`super::Analyzer::run_aside`]). A thread that finishes its task waits for the next one, up to
-//! [`KEEP_IDLE`] of them; when none is waiting, a task gets a thread of its own.
+//! waits ([`super::Analyzer::run_aside`]). A thread that finishes its task waits for the
+//! next one, up to [`KEEP_IDLE`] of them; when none is waiting, a task gets a thread of
+//! its own.
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 

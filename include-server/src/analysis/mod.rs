@@ -714,20 +714,17 @@ impl Analyzer {
         });
         match self.aside.run(task) {
             Ok(()) => {
-                {
-                    let _walked = walked;
-                    while_running();
-                }
-                rx.recv().unwrap_or_else(|_| Err(failed()))
+                let _walked = walked;
+                while_running();
             }
             // No thread: the compiler is started here, and its output read after the walk.
             Err(task) => {
                 drop(walked);
                 while_running();
                 task.run();
-                rx.recv().unwrap_or_else(|_| Err(failed()))
             }
         }
+        rx.recv().unwrap_or_else(|_| Err(failed()))
     }
 
     /// The command line's macros entered into the table, the search configuration and

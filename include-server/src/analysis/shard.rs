@@ -6,6 +6,7 @@
 
 use std::hash::{BuildHasher, Hash};
 
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 use std::sync::RwLock;
@@ -53,24 +54,28 @@ impl<K: Hash + Eq, V: Clone> ShardedMap<K, V> {
             .map(|(_, v)| v.clone())
     }
 
-    /// Inserts `value` unless `key` is present; returns the value now stored.
-    pub fn insert_if_absent(&self, key: K, value: V) -> V {
+    /// Runs `f` on the entry for `key` under its shard's write lock (`key` is handed back
+    /// for a vacant entry to take).
+    fn with_entry<R>(&self, key: K, f: impl FnOnce(Entry<'_, (K, V)>, K) -> R) -> R {
         let h = hash(&key);
         let mut shard = self.shard(h).write().unwrap_or_else(|e| e.into_inner());
         let entry = shard.entry(h, |(k, _)| *k == key, |(k, _)| hash(k));
-        entry.or_insert((key, value)).get().1.clone()
+        f(entry, key)
+    }
+
+    /// Inserts `value` unless `key` is present; returns the value now stored.
+    pub fn insert_if_absent(&self, key: K, value: V) -> V {
+        self.with_entry(key, |e, key| e.or_insert((key, value)).get().1.clone())
     }
 
     /// Inserts or replaces the value for `key`.
     pub fn insert(&self, key: K, value: V) {
-        let h = hash(&key);
-        let mut shard = self.shard(h).write().unwrap_or_else(|e| e.into_inner());
-        match shard.entry(h, |(k, _)| *k == key, |(k, _)| hash(k)) {
-            hashbrown::hash_table::Entry::Occupied(mut e) => e.get_mut().1 = value,
-            hashbrown::hash_table::Entry::Vacant(e) => {
+        self.with_entry(key, |e, key| match e {
+            Entry::Occupied(mut e) => e.get_mut().1 = value,
+            Entry::Vacant(e) => {
                 e.insert((key, value));
             }
-        }
+        })
     }
 
     /// Applies `f` to the entry for `key` (created with `V::default()`) under the lock;
@@ -79,11 +84,9 @@ impl<K: Hash + Eq, V: Clone> ShardedMap<K, V> {
     where
         V: Default,
     {
-        let h = hash(&key);
-        let mut shard = self.shard(h).write().unwrap_or_else(|e| e.into_inner());
-        let entry = shard.entry(h, |(k, _)| *k == key, |(k, _)| hash(k));
-        let mut occupied = entry.or_insert_with(|| (key, V::default()));
-        f(&mut occupied.get_mut().1)
+        self.with_entry(key, |e, key| {
+            f(&mut e.or_insert_with(|| (key, V::default())).get_mut().1)
+        })
     }
 
     /// Drops every entry.
