@@ -467,11 +467,21 @@ const NO_REQUEST: &str = "no_request";
 /// One connection's socket with its I/O timeout, which is armed only when a read or a
 /// write would block: a request that has already arrived is read, and a reply that fits
 /// in the socket buffer is sent, without the two `setsockopt` calls.
+///
+/// A request that has wholly arrived is read with `MSG_PEEK` and taken off the socket
+/// only after the reply is sent ([`Conn::finish`]). Taking bytes off a Unix socket
+/// wakes the peer's waiters, and by then the client is waiting for its reply: reading
+/// the request the usual way woke it for nothing, once per request, before the reply
+/// woke it again.
 struct Conn<'a> {
     stream: &'a UnixStream,
     timeout: Duration,
     read_armed: bool,
     write_armed: bool,
+    /// Whether the first read (the one that peeks) has been made.
+    peek_tried: bool,
+    /// Bytes returned by that peek and still on the socket.
+    peeked: usize,
 }
 
 impl<'a> Conn<'a> {
@@ -481,6 +491,41 @@ impl<'a> Conn<'a> {
             timeout,
             read_armed: false,
             write_armed: false,
+            peek_tried: false,
+            peeked: 0,
+        }
+    }
+
+    /// Takes the peeked bytes off the socket, using `scratch` (they were read already).
+    fn drop_peeked(&mut self, scratch: &mut [u8]) -> io::Result<()> {
+        while self.peeked > 0 {
+            let n = self.peeked.min(scratch.len());
+            match sock::recv(
+                self.stream.as_raw_fd(),
+                &mut scratch[..n],
+                sock::MsgFlags::MSG_DONTWAIT,
+            ) {
+                // They are on the socket: nothing else can take them.
+                Ok(0) | Err(nix::errno::Errno::EAGAIN) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "peeked bytes left the socket",
+                    ))
+                }
+                Ok(got) => self.peeked -= got,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// After the reply: takes a request read by peeking off the socket, so that closing
+    /// it is an orderly end for the client (unread bytes would make it a reset).
+    fn finish(&mut self) {
+        if self.peeked > 0 {
+            let mut scratch = [0u8; 4096];
+            let _ = self.drop_peeked(&mut scratch);
         }
     }
 
@@ -505,6 +550,20 @@ impl<'a> Conn<'a> {
 
 impl Read for Conn<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Asked for more: the peeked bytes were not the whole request.
+        self.drop_peeked(buf)?;
+        if !self.peek_tried {
+            self.peek_tried = true;
+            let flags = sock::MsgFlags::MSG_DONTWAIT | sock::MsgFlags::MSG_PEEK;
+            match sock::recv(self.stream.as_raw_fd(), buf, flags) {
+                Ok(n) => {
+                    self.peeked = n;
+                    return Ok(n);
+                }
+                Err(nix::errno::Errno::EAGAIN) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         if !self.read_armed {
             match sock::recv(self.stream.as_raw_fd(), buf, sock::MsgFlags::MSG_DONTWAIT) {
                 Err(nix::errno::Errno::EAGAIN) => {
@@ -700,6 +759,7 @@ impl Shared {
         } else {
             write_reply(&mut conn, &paths)
         };
+        conn.finish();
         if let Err(e) = reply {
             if !paths.is_empty() {
                 self.warn(&format!(

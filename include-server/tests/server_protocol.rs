@@ -182,6 +182,57 @@ fn bad_requests_fail_alone() {
     srv.stop();
 }
 
+/// A client that keeps its side open and reads to the end, as the distcc client reads.
+fn ask_and_read_to_end(srv: &Running, request: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut s = srv.connect();
+    s.write_all(request)?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn requests_end_in_an_orderly_close_whatever_their_size() {
+    let srv = Running::start();
+    // A request that has wholly arrived is read by peeking and taken off the socket
+    // after the reply; one larger than the server's 8 KiB read buffer is read past the
+    // peek. Either way the client reads its reply and then an orderly end, not a reset
+    // (what closing a socket with unread bytes gives the peer).
+    let cwd = std::fs::canonicalize(srv.dir.path()).unwrap();
+    let defines: Vec<String> = (0..100)
+        .map(|i| format!("-DLONG_{i}={}", "v".repeat(200)))
+        .collect();
+    let mut argv = vec![
+        "gcc".to_string(),
+        "-c".into(),
+        "x.c".into(),
+        "-o".into(),
+        "x.o".into(),
+    ];
+    argv.extend(defines);
+    let mut large = Vec::new();
+    wire::write_bytes(&mut large, tags::CDIR, cwd.as_os_str().as_encoded_bytes()).unwrap();
+    wire::write_argv(&mut large, &argv).unwrap();
+    assert!(large.len() > 16 << 10, "{} bytes", large.len());
+    for (what, request) in [("small", srv.good_request()), ("large", large)] {
+        for _ in 0..20 {
+            let reply = ask_and_read_to_end(&srv, &request)
+                .unwrap_or_else(|e| panic!("{what} request: {e}"));
+            let paths = parse_reply(&reply);
+            assert!(
+                paths.iter().any(|p| p.ends_with("x.h.lzo")),
+                "{what} request: x.h is not in the reply {paths:?}"
+            );
+        }
+    }
+    // A bad request gets the empty list, with the same orderly end.
+    let reply = ask_and_read_to_end(&srv, b"CDIR00000003tmpARGC00000000").unwrap();
+    assert_eq!(reply, EMPTY);
+    assert_eq!(srv.server.stats().fallback_reasons["bad_request"], 1);
+    srv.check_alive();
+    srv.stop();
+}
+
 #[test]
 fn clients_that_vanish_do_not_matter() {
     let srv = Running::start();
