@@ -182,10 +182,29 @@ fn bad_requests_fail_alone() {
     srv.stop();
 }
 
-/// A client that keeps its side open and reads to the end, as the distcc client reads.
-fn ask_and_read_to_end(srv: &Running, request: &[u8]) -> std::io::Result<Vec<u8>> {
+/// A client that keeps its side open and reads to the end. With `pieces`, it writes the
+/// request one wire token at a time, as the distcc client does (a 12-byte header, then
+/// its value), so the server may find any part of it.
+fn ask_and_read_to_end(srv: &Running, request: &[u8], pieces: bool) -> std::io::Result<Vec<u8>> {
     let mut s = srv.connect();
-    s.write_all(request)?;
+    if pieces {
+        let mut rest = request;
+        while !rest.is_empty() {
+            let (header, after) = rest.split_at(12);
+            let len =
+                usize::from_str_radix(std::str::from_utf8(&header[4..]).unwrap(), 16).unwrap();
+            s.write_all(header)?;
+            // An ARGC header's value is the count that follows, not bytes.
+            let len = if &header[..4] == b"ARGC" { 0 } else { len };
+            let (value, after) = after.split_at(len);
+            if !value.is_empty() {
+                s.write_all(value)?;
+            }
+            rest = after;
+        }
+    } else {
+        s.write_all(request)?;
+    }
     let mut out = Vec::new();
     s.read_to_end(&mut out)?;
     Ok(out)
@@ -194,39 +213,47 @@ fn ask_and_read_to_end(srv: &Running, request: &[u8]) -> std::io::Result<Vec<u8>
 #[test]
 fn requests_end_in_an_orderly_close_whatever_their_size() {
     let srv = Running::start();
-    // A request that has wholly arrived is read by peeking and taken off the socket
-    // after the reply; one larger than the server's 8 KiB read buffer is read past the
-    // peek. Either way the client reads its reply and then an orderly end, not a reset
-    // (what closing a socket with unread bytes gives the peer).
+    // The server reads a request that has wholly arrived by peeking, and takes it off
+    // the socket after the reply; the rest of one that arrives in pieces, or is larger
+    // than its 8 KiB read buffer, is read the usual way. Each way the client reads its
+    // reply and then an orderly end, not a reset (what closing a socket with unread
+    // bytes gives the peer). The huge request written in pieces (1,000 writes) is more
+    // than the client's send buffer holds unread: a server that held it would stop its
+    // writer.
     let cwd = std::fs::canonicalize(srv.dir.path()).unwrap();
-    let defines: Vec<String> = (0..100)
-        .map(|i| format!("-DLONG_{i}={}", "v".repeat(200)))
-        .collect();
-    let mut argv = vec![
-        "gcc".to_string(),
-        "-c".into(),
-        "x.c".into(),
-        "-o".into(),
-        "x.o".into(),
-    ];
-    argv.extend(defines);
-    let mut large = Vec::new();
-    wire::write_bytes(&mut large, tags::CDIR, cwd.as_os_str().as_encoded_bytes()).unwrap();
-    wire::write_argv(&mut large, &argv).unwrap();
+    let with_defines = |n: usize| {
+        let mut argv: Vec<String> = ["gcc", "-c", "x.c", "-o", "x.o"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        argv.extend((0..n).map(|i| format!("-DLONG_{i}={}", "v".repeat(200))));
+        let mut req = Vec::new();
+        wire::write_bytes(&mut req, tags::CDIR, cwd.as_os_str().as_encoded_bytes()).unwrap();
+        wire::write_argv(&mut req, &argv).unwrap();
+        req
+    };
+    let (large, huge) = (with_defines(100), with_defines(500));
     assert!(large.len() > 16 << 10, "{} bytes", large.len());
-    for (what, request) in [("small", srv.good_request()), ("large", large)] {
-        for _ in 0..20 {
-            let reply = ask_and_read_to_end(&srv, &request)
-                .unwrap_or_else(|e| panic!("{what} request: {e}"));
-            let paths = parse_reply(&reply);
-            assert!(
-                paths.iter().any(|p| p.ends_with("x.h.lzo")),
-                "{what} request: x.h is not in the reply {paths:?}"
-            );
+    assert!(huge.len() > 96 << 10, "{} bytes", huge.len());
+    for (what, request) in [
+        ("small", srv.good_request()),
+        ("large", large),
+        ("huge", huge),
+    ] {
+        for pieces in [false, true] {
+            for _ in 0..10 {
+                let reply = ask_and_read_to_end(&srv, &request, pieces)
+                    .unwrap_or_else(|e| panic!("{what} request, pieces {pieces}: {e}"));
+                let paths = parse_reply(&reply);
+                assert!(
+                    paths.iter().any(|p| p.ends_with("x.h.lzo")),
+                    "{what} request, pieces {pieces}: x.h is not in the reply {paths:?}"
+                );
+            }
         }
     }
     // A bad request gets the empty list, with the same orderly end.
-    let reply = ask_and_read_to_end(&srv, b"CDIR00000003tmpARGC00000000").unwrap();
+    let reply = ask_and_read_to_end(&srv, b"CDIR00000003tmpARGC00000000", false).unwrap();
     assert_eq!(reply, EMPTY);
     assert_eq!(srv.server.stats().fallback_reasons["bad_request"], 1);
     srv.check_alive();
