@@ -472,7 +472,10 @@ const NO_REQUEST: &str = "no_request";
 /// only after the reply is sent ([`Conn::finish`]). Taking bytes off a Unix socket
 /// wakes the peer's waiters, and by then the client is waiting for its reply: reading
 /// the request the usual way woke it for nothing, once per request, before the reply
-/// woke it again.
+/// woke it again. The distcc client writes its request one token at a time, so the
+/// first read often finds only part of it; the rest is then read the usual way (holding
+/// unread bytes while waiting for more could stop the writer: they count against its
+/// send buffer).
 struct Conn<'a> {
     stream: &'a UnixStream,
     timeout: Duration,

@@ -191,11 +191,12 @@ fn ask_and_read_to_end(srv: &Running, request: &[u8], pieces: bool) -> std::io::
         let mut rest = request;
         while !rest.is_empty() {
             let (header, after) = rest.split_at(12);
-            let len =
-                usize::from_str_radix(std::str::from_utf8(&header[4..]).unwrap(), 16).unwrap();
             s.write_all(header)?;
             // An ARGC header's value is the count that follows, not bytes.
-            let len = if &header[..4] == b"ARGC" { 0 } else { len };
+            let len = match &header[..4] {
+                b"ARGC" => 0,
+                _ => usize::from_str_radix(std::str::from_utf8(&header[4..]).unwrap(), 16).unwrap(),
+            };
             let (value, after) = after.split_at(len);
             if !value.is_empty() {
                 s.write_all(value)?;
