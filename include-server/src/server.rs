@@ -555,23 +555,21 @@ impl Read for Conn<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // Asked for more: the peeked bytes were not the whole request.
         self.drop_peeked(buf)?;
-        if !self.peek_tried {
-            self.peek_tried = true;
-            let flags = sock::MsgFlags::MSG_DONTWAIT | sock::MsgFlags::MSG_PEEK;
-            match sock::recv(self.stream.as_raw_fd(), buf, flags) {
-                Ok(n) => {
-                    self.peeked = n;
-                    return Ok(n);
-                }
-                Err(nix::errno::Errno::EAGAIN) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
         if !self.read_armed {
-            match sock::recv(self.stream.as_raw_fd(), buf, sock::MsgFlags::MSG_DONTWAIT) {
+            // The first read peeks; one that finds nothing arms the timeout as any does.
+            let peek = !std::mem::replace(&mut self.peek_tried, true);
+            let mut flags = sock::MsgFlags::MSG_DONTWAIT;
+            if peek {
+                flags |= sock::MsgFlags::MSG_PEEK;
+            }
+            match sock::recv(self.stream.as_raw_fd(), buf, flags) {
                 Err(nix::errno::Errno::EAGAIN) => {
                     self.stream.set_read_timeout(Some(self.timeout))?;
                     self.read_armed = true;
+                }
+                Ok(n) if peek => {
+                    self.peeked = n;
+                    return Ok(n);
                 }
                 other => return other.map_err(io::Error::from),
             }
